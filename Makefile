@@ -1,0 +1,50 @@
+# Motekit: every target creates .venv on first use and installs the project into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BOARD  ?= sim-esp32
+PORT   ?=
+
+.PHONY: venv demo test test-host test-device test-hil lint typecheck sim flash clean
+
+venv: $(STAMP)
+
+# Reinstall when the pins change; the stamp records a successful install.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: venv
+	$(BIN)/python -m host_tools.demo
+
+test: venv lint typecheck
+	$(BIN)/python -m pytest -q tests hil_tests
+
+test-host: venv
+	$(BIN)/python -m pytest -q tests/host
+
+test-device: venv
+	$(BIN)/python -m pytest -q tests/device
+
+test-hil: venv
+	$(BIN)/python -m pytest -q hil_tests $(if $(PORT),--port $(PORT) --board $(BOARD))
+
+lint: venv
+	$(BIN)/ruff check host_tools tests hil_tests benchmarks
+	$(BIN)/ruff format --check host_tools tests hil_tests benchmarks
+
+typecheck: venv
+	$(BIN)/python -m host_tools.devtools.typecheck
+
+# Start a virtual board in the foreground; its pty path is printed. Ctrl-C stops it.
+sim: venv
+	$(BIN)/mote sim --board $(BOARD) $(SIM_ARGS)
+
+flash: venv
+	$(BIN)/mote flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

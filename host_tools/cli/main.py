@@ -1,0 +1,62 @@
+"""`mote`: the entry point and its single error handler.
+
+Each sub-command lives in its own module in this package and is registered below. A command
+raises host_tools.errors.MoteError (or a subclass) for anything the user can fix; `main()` turns
+it into one line on stderr and a non-zero exit code. `--debug` shows the traceback instead.
+"""
+
+import sys
+
+import click
+
+from host_tools import __version__
+from host_tools.errors import MoteError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mote")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Motekit host tools: talk to sensor nodes, real or virtual."""
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    # Imported here so that `mote --help` stays fast and a broken optional command
+    # cannot break the others at import time.
+    from host_tools.cli import flash, sim
+
+    cli.add_command(sim.sim)
+    cli.add_command(flash.flash)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `mote` with `argv` (default: sys.argv[1:]) and return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="mote", standalone_mode=False)
+    except MoteError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

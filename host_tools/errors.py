@@ -1,0 +1,33 @@
+"""The error types every layer raises, and the exit code each one maps to.
+
+The CLI's single handler (host_tools.cli.main) prints one line, `error: <message>`, plus a hint
+when there is one, and exits with the class's code. Nothing classifies errors by message text.
+"""
+
+
+class MoteError(Exception):
+    """A failure the user can act on. `hint` says how."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(MoteError):
+    """A bad option, board name, or file given by the user."""
+
+    exit_code = 2
+
+
+class TransportError(MoteError):
+    """The serial link or pty could not be opened, or broke."""
+
+    exit_code = 3
+
+
+class SimError(MoteError):
+    """The virtual board could not start or was driven into an impossible state."""
+
+    exit_code = 4
