@@ -33,8 +33,8 @@ test-hil: venv
 	$(BIN)/python -m pytest -q hil_tests $(if $(PORT),--port $(PORT) --board $(BOARD))
 
 lint: venv
-	$(BIN)/ruff check host_tools tests hil_tests benchmarks
-	$(BIN)/ruff format --check host_tools tests hil_tests benchmarks
+	$(BIN)/ruff check host_tools firmware drivers tests hil_tests benchmarks
+	$(BIN)/ruff format --check host_tools firmware drivers tests hil_tests benchmarks
 
 typecheck: venv
 	$(BIN)/python -m host_tools.devtools.typecheck
