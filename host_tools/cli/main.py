@@ -25,10 +25,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `mote --help` stays fast and a broken optional command
     # cannot break the others at import time.
-    from host_tools.cli import flash, sim
+    from host_tools.cli import air, flash, sim
 
     cli.add_command(sim.sim)
+    cli.add_command(sim.simctl)
     cli.add_command(flash.flash)
+    cli.add_command(air.air)
 
 
 _register()
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="mote", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="mote", standalone_mode=False)
     except MoteError as exc:
         if debug:
             raise
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

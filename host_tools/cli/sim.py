@@ -1,14 +1,35 @@
-"""`mote sim`: run a virtual board in the foreground and print the path of its pty."""
+"""`mote sim`: run a virtual board in the foreground and print the path of its pty.
 
+`mote simctl`: send one control command to a running virtual board.
+"""
+
+import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from host_tools.boards import load_board, virtual_board_names
-from host_tools.errors import ConfigError
-from host_tools.sim.state import StateDir
-from host_tools.sim.supervisor import VirtualBoard
+from host_tools.errors import ConfigError, SimError
+from host_tools.sim.control import ControlServer, SimControl
+
+
+def _pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
+    out = []
+    for v in values:
+        key, sep, val = v.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {v!r} is not KEY=VALUE")
+        out.append((key.strip(), val.strip()))
+    return out
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a number") from None
 
 
 @click.command()
@@ -24,40 +45,141 @@ from host_tools.sim.supervisor import VirtualBoard
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep flash and power state here between runs (default: a fresh temporary board).",
 )
-@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second of sleep.")
-@click.option("--baud", default=115200, show_default=True, help="Wire rate of the serial link (0: unthrottled).")
+@click.option(
+    "--speed", default=1.0, show_default=True, help="Simulated seconds per real second of sleep."
+)
+@click.option(
+    "--baud", default=115200, show_default=True, help="Serial wire rate (0: unthrottled)."
+)
 @click.option(
     "--port-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the pty path to this file once the board is up.",
 )
-def sim(board: str, state_dir: Path | None, speed: float, baud: int, port_file: Path | None) -> None:
+@click.option(
+    "--control-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the control socket's path to this file (for mote simctl and tests).",
+)
+@click.option("--env", "envs", multiple=True, metavar="KEY=VALUE", help="Set the environment.")
+@click.option(
+    "--attach",
+    "attaches",
+    multiple=True,
+    metavar="MODEL@BUS[:ADDR]",
+    help="Attach a device model, e.g. at24c32@i2c0:0x50.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="TARGET=SPEC",
+    help="Inject a fault, e.g. i2c0:0x50=detach.",
+)
+@click.option(
+    "--air", default="", help="Virtual air to transmit on (default: $MOTE_AIR or 'default')."
+)
+@click.option("--no-air", is_flag=True, help="Radios transmit into nothing.")
+def sim(
+    board: str,
+    state_dir: Path | None,
+    speed: float,
+    baud: int,
+    port_file: Path | None,
+    control_file: Path | None,
+    envs: tuple[str, ...],
+    attaches: tuple[str, ...],
+    faults: tuple[str, ...],
+    air: str,
+    no_air: bool,
+) -> None:
     """Start a virtual node: real MicroPython behind a pty. Runs until interrupted."""
+    from host_tools.sim.commands import board_commands
+    from host_tools.sim.state import StateDir
+    from host_tools.sim.supervisor import VirtualBoard
+
     definition = load_board(board)
     if not definition.get("virtual"):
-        raise ConfigError(f"{board} is a real board", hint="use one of " + ", ".join(virtual_board_names()))
+        raise ConfigError(
+            f"{board} is a real board", hint="use one of " + ", ".join(virtual_board_names())
+        )
     if speed <= 0:
         raise ConfigError("--speed must be > 0")
     if baud < 0:
         raise ConfigError("--baud must be >= 0")
     state = StateDir(state_dir)
     try:
-        vb = VirtualBoard(definition, state, speed=speed, baud=baud)
+        vb = VirtualBoard(definition, state, speed=speed, baud=baud, air=None if no_air else air)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     stop = False
 
-    def request_stop(signum: int, frame: object) -> None:
+    def request_stop(*_: object) -> None:
         nonlocal stop
         stop = True
 
+    commands = board_commands(vb, request_stop)
+    startup: list[dict[str, Any]] = []
+    env_values = {k: _number(v, f"--env {k}") for k, v in _pairs(envs, "--env")}
+    if env_values:
+        startup.append({"cmd": "env", **env_values})
+    for spec in attaches:
+        model, _, where = spec.partition("@")
+        bus, _, addr = where.partition(":")
+        startup.append({"cmd": "attach", "model": model, "bus": bus, "addr": addr or None})
+    for target, fault in _pairs(faults, "--fault"):
+        startup.append({"cmd": "fault", "target": target, "spec": fault})
+    for request in startup:
+        reply = commands.handle(request)
+        if not reply["ok"]:
+            vb.close()
+            raise ConfigError(reply["error"])
+
+    server = ControlServer(state.path / "control.sock", commands)
+    vb.extra_fds = server.fds()
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     vb.start()
     click.echo(vb.pty.path)
+    if control_file is not None:
+        control_file.write_text(str(server.path) + "\n")
     if port_file is not None:
         port_file.write_text(vb.pty.path + "\n")
     try:
-        vb.run(lambda: stop)
+        while not stop:
+            vb.extra_fds = server.fds()
+            vb.step(0.2)
     finally:
+        server.close()
         vb.close()
+
+
+@click.command()
+@click.option(
+    "--control",
+    "control",
+    required=True,
+    envvar="MOTE_SIM_CONTROL",
+    help="The board's control socket (written by mote sim --control-file).",
+)
+@click.argument("command")
+@click.argument("args", nargs=-1, metavar="[KEY=VALUE]...")
+def simctl(control: str, command: str, args: tuple[str, ...]) -> None:
+    """Send COMMAND to a running virtual board and print its JSON reply.
+
+    Commands: status, reset [kind=button|power_on|brownout|software|watchdog],
+    env KEY=VALUE..., fault target=T spec=S, clear_faults, attach model=M bus=B [addr=A],
+    cut_power_at_write n=N, wake, erase_flash, stop.
+    """
+    request: dict[str, Any] = {}
+    for key, value in _pairs(args, "argument"):
+        try:
+            request[key] = json.loads(value)
+        except json.JSONDecodeError:
+            request[key] = value
+    try:
+        with SimControl(control) as ctl:
+            reply = ctl.request(command, **request)
+    except OSError as exc:
+        raise SimError(f"control socket {control}: {exc}") from exc
+    click.echo(json.dumps(reply, indent=1))

@@ -30,6 +30,8 @@ OP_SKIP = 0x7A
 OP_FLASH_WRITE = 0x46
 OP_POWER_CUT = 0x58
 OP_BLE_ADV = 0x42
+OP_EXIT = 0x45  # script mode: the script ended (payload: 0 ok, 1 raised)
+OP_CONTROL = 0x43  # script mode: a control-channel request (JSON) from the node itself
 
 # Reply statuses.
 OK = 0

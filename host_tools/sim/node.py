@@ -9,6 +9,7 @@ fd layout in the child: 0 = UART RX (from host), 1 and 2 = UART TX, 3 = link fro
 4 = link to supervisor.
 """
 
+import contextlib
 import os
 import signal
 import time
@@ -20,9 +21,11 @@ import micropython_run  # type: ignore[import-not-found]
 ROM_DIR = Path(__file__).resolve().parent / "rom"
 
 
-def preload_modules(board: dict[str, Any]) -> list[str]:
+def preload_modules(board: dict[str, Any], script_mode: bool = False) -> list[str]:
     """The shims a board's interpreter loads at boot: its port's built-in modules."""
-    mods = ["time", "machine"]
+    mods = ["time", "machine", "_onewire", "onewire"]
+    if script_mode:
+        mods.append("_simctl")
     if "ble" in board.get("radios", ()):
         mods.append("bluetooth")
     return mods
@@ -105,10 +108,8 @@ class NodeProcess:
     def kill(self) -> bytes:
         """Stop the CPU now; return whatever it had written to the UART but we had not read."""
         if self.pid and self.exit_status is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _, self.exit_status = os.waitpid(self.pid, 0)
         tail = bytearray()
         if self.stdout_fd >= 0:

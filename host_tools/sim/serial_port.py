@@ -6,6 +6,7 @@ nobody listens fills the pty's small buffer and the oldest is then discarded, li
 chip whose port is closed.
 """
 
+import contextlib
 import os
 import termios
 import time
@@ -96,7 +97,5 @@ class PtyPort:
 
     def close(self) -> None:
         for fd in (self.master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

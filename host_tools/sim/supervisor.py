@@ -16,8 +16,13 @@ from typing import Any
 
 from host_tools.boards import Board
 from host_tools.sim import link
+from host_tools.sim.air import Air, AirNode
 from host_tools.sim.clock import SimClock
+from host_tools.sim.hw_link import HardwareLink
 from host_tools.sim.node import ROM_DIR, NodeProcess, preload_modules
+from host_tools.sim.peripherals.board_hw import BoardHardware
+from host_tools.sim.peripherals.environment import Environment
+from host_tools.sim.radio_link import BleAdvertiser
 from host_tools.sim.resets import reset_info
 from host_tools.sim.serial_port import PtyPort
 from host_tools.sim.state import RTC_EPOCH_2000, StateDir
@@ -46,7 +51,9 @@ class VirtualBoard:
         speed: float = 1.0,
         baud: int = 115200,
         log: Log = _stderr_log,
-        hardware: Any = None,
+        air: str | None = None,
+        script: str | None = None,
+        host_mounts: list[tuple[str, str]] | None = None,
     ) -> None:
         self.board = board
         self.port_name: str = board["port"]
@@ -56,7 +63,7 @@ class VirtualBoard:
         self.clock = SimClock(speed, self.power.sim_ms)
         state.ensure_flash(board["flash"]["fs_bytes"])
         self.pty = PtyPort(baud)
-        self.hw = hardware
+        self.hw = BoardHardware(board, environment=Environment(**self.power.environment))
         self.node: NodeProcess | None = None
         self.mode = "off"  # off | awake | asleep | bootloader | halted
         self.reset_cause = 0
@@ -77,7 +84,26 @@ class VirtualBoard:
         self._crashes: list[float] = []
         self._expected_exit = False
         self.extra_fds: dict[int, Callable[[], None]] = {}  # control channel, air, ...
-        self.link_handlers: dict[int, Callable[[link.Request], bytes | None]] = {}
+        # Script mode: run one file instead of boot.py/main.py/REPL, then stop.
+        self.script = script
+        self.host_mounts = host_mounts or []
+        self.script_exit: int | None = None
+        self.output_tap: Callable[[bytes], None] | None = None
+        self.link_handlers: dict[int, Callable[[link.Request], Any]] = {}
+        self.link_handlers.update(HardwareLink(board, self.hw).handlers())
+        self.node_id = f"{board['name']}-{self.power.unique_id_hex}"
+        self.air_node: AirNode | None = None
+        self.ble: BleAdvertiser | None = None
+        if air is not None and board.get("radios"):
+            self.air_node = AirNode(Air(air or None), self.node_id)
+        if "ble" in board.get("radios", ()):
+            if self.air_node is not None:
+                self.ble = BleAdvertiser(
+                    self.air_node, bytes.fromhex(self.power.unique_id_hex), self.clock
+                )
+                self.link_handlers[link.OP_BLE_ADV] = self.ble.handle
+            else:
+                self.link_handlers[link.OP_BLE_ADV] = lambda req: None  # radio with no air
 
     # ---- power and resets -------------------------------------------------------------
 
@@ -106,9 +132,11 @@ class VirtualBoard:
             self.wdt_timeout_ms = None
             self.freq_hz = self.board["default_freq_hz"]
             if info.rom_line:
-                self.pty.queue_output(info.rom_line.encode())
+                self._uart_tx(info.rom_line.encode())
         self.power.boots += 1
-        self.history.append({"kind": kind, "cause": self.reset_cause, "sim_ms": self.clock.now_ms()})
+        self.history.append(
+            {"kind": kind, "cause": self.reset_cause, "sim_ms": self.clock.now_ms()}
+        )
         self.intr_on = False
         self._link_buf.clear()
         self._stdin_queue.clear()
@@ -138,7 +166,7 @@ class VirtualBoard:
                 "block_count": fl["fs_bytes"] // fl["fs_block_size"],
             },
             "rom_dir": str(ROM_DIR),
-            "preload": preload_modules(b),
+            "preload": preload_modules(b, self.script is not None),
             "repl_mode": repl_mode,
             "reset_cause": self.reset_cause,
             "rtc_memory": list(self.rtc_memory),
@@ -146,6 +174,8 @@ class VirtualBoard:
             "freq_hz": self.freq_hz,
             "heap_free_bytes": b["micropython"]["heap_bytes"] - _BOOT_ALLOC_BYTES,
             "clock": self.clock.node_params(self.boot_sim_ms, self.power.rtc_offset_s),
+            "script": self.script,
+            "host_mounts": self.host_mounts,
         }
 
     def _stop_node(self) -> None:
@@ -153,9 +183,11 @@ class VirtualBoard:
             self._expected_exit = True
             tail = self.node.kill()
             if tail:
-                self.pty.queue_output(tail)
+                self._uart_tx(tail)
             self.node = None
         self.intr_on = False
+        if self.ble is not None:
+            self.ble.stop()  # the controller stops advertising when the CPU resets or sleeps
 
     def _enter_sleep(self, until_ms: float | None) -> None:
         self._stop_node()
@@ -178,6 +210,11 @@ class VirtualBoard:
         self._stop_node()
         self.mode = "off"
         self.rtc_memory = b""
+        self.hw.power_on_reset()  # the sensors lose power too
+
+    def power_cycle(self, kind: str = "power_on") -> None:
+        self.power_off()
+        self.boot(kind)
 
     def wake(self) -> None:
         """An external wake source (pin, button) ends a deep sleep now."""
@@ -209,6 +246,8 @@ class VirtualBoard:
             timeout = min(timeout, self.pty.wait_s())
         if self.wake_at_real is not None:
             timeout = min(timeout, max(0.0, self.wake_at_real - time.monotonic()))
+        if self.ble is not None and (due := self.ble.next_due()) is not None:
+            timeout = min(timeout, max(0.0, due - time.monotonic()))
         if self.wdt_timeout_ms is not None and self.mode == "awake":
             timeout = min(timeout, max(0.0, (self.wdt_deadline_ms - self.clock.now_ms()) / 1000))
         readable, writable, _ = select.select(rfds, wfds, [], timeout)
@@ -228,23 +267,30 @@ class VirtualBoard:
         self.pty.pump_output()
 
     def _timers(self) -> None:
-        if self.mode == "asleep" and self.wake_at_real is not None:
-            if time.monotonic() >= self.wake_at_real:
-                assert self.wake_at_ms is not None
-                self.clock.advance_to(self.wake_at_ms)
-                self.boot("deepsleep")
-        if self.mode == "awake" and self.wdt_timeout_ms is not None:
-            if self.clock.now_ms() > self.wdt_deadline_ms:
-                self.log("watchdog expired")
-                self.boot("watchdog")
+        if self.ble is not None:
+            self.ble.tick()
+        wake_at = self.wake_at_real
+        if self.mode == "asleep" and wake_at is not None and time.monotonic() >= wake_at:
+            assert self.wake_at_ms is not None
+            self.clock.advance_to(self.wake_at_ms)
+            self.boot("deepsleep")
+        wdt = self.wdt_timeout_ms is not None and self.mode == "awake"
+        if wdt and self.clock.now_ms() > self.wdt_deadline_ms:
+            self.log("watchdog expired")
+            self.boot("watchdog")
         if self.node is not None and not self.node.alive():
             self._unexpected_exit(self.node)
 
     def _unexpected_exit(self, node: NodeProcess) -> None:
         tail = node.kill()
-        self.pty.queue_output(tail)
+        self._uart_tx(tail)
         self.node = None
         status = node.exit_status
+        if self.script is not None:
+            self.log(f"interpreter exited unexpectedly (wait status {status})")
+            self.script_exit = 2
+            self.mode = "exited"
+            return
         self.log(f"interpreter exited unexpectedly (wait status {status}); rebooting")
         now = time.monotonic()
         self._crashes = [t for t in self._crashes if now - t < _CRASH_WINDOW_S] + [now]
@@ -262,7 +308,12 @@ class VirtualBoard:
         except BlockingIOError:
             return
         if data:
-            self.pty.queue_output(data)
+            self._uart_tx(data)
+
+    def _uart_tx(self, data: bytes) -> None:
+        if self.output_tap is not None:
+            self.output_tap(data)
+        self.pty.queue_output(data)
 
     def _uart_rx(self, data: bytes) -> None:
         if not data:
@@ -341,8 +392,11 @@ class VirtualBoard:
                 return (link.NACK, b"")
         elif op == link.OP_POWER_CUT:
             self.log(f"power cut during flash write #{self.flash_writes}")
-            self.power_off()
-            self.boot("power_on")
+            self.power_cycle()
+        elif op == link.OP_EXIT and self.script is not None:
+            self.script_exit = p[0]
+            self._stop_node()
+            self.mode = "exited"
         elif op in self.link_handlers:
             return self.link_handlers[op](req)
         else:
@@ -366,11 +420,15 @@ class VirtualBoard:
             "rtc_memory_len": len(self.rtc_memory),
             "uart_rx_dropped": self.uart_rx_dropped,
             "history": self.history[-20:],
+            "node_id": self.node_id,
+            "ble_adv_sent": self.ble.sent if self.ble is not None else 0,
+            "hardware": self.hw.describe(),
         }
 
     def save(self) -> None:
         self.power.sim_ms = self.clock.now_ms()
         self.power.rtc_memory_hex = self.rtc_memory.hex()
+        self.power.environment = self.hw.environment.snapshot()
         self.state.save_power(self.power)
 
     def close(self) -> None:
@@ -380,3 +438,5 @@ class VirtualBoard:
             self.power.asleep_until_ms = None
         self.save()
         self.pty.close()
+        if self.air_node is not None:
+            self.air_node.close()

@@ -8,12 +8,11 @@
 # the friendly or raw REPL, byte-compatible with pyexec.c so that mpremote works unchanged.
 import gc
 import json
-import micropython
 import os
 import struct
 import sys
-import vfs
 
+import vfs
 from micropython import const
 
 _CTRL_A = const(1)
@@ -25,6 +24,7 @@ _OP_INTR = const(0x4B)
 _OP_SOFT_RESET = const(0x72)
 _OP_FLASH_WRITE = const(0x46)
 _OP_POWER_CUT = const(0x58)
+_OP_EXIT = const(0x45)
 _RAW_PASTE_WINDOW = const(128)  # half of MICROPY_REPL_STDIN_BUFFER_MAX (256), as on the ports
 _MOUNT = "/.sim"
 
@@ -112,7 +112,9 @@ def _mount_flash():
         vfs.mount(os.VfsLfs2(bdev), "/")
         if P["board"]["port"] == "esp32":
             with open("boot.py", "w") as f:
-                f.write("# This file is executed on every boot (including wake-boot from deepsleep)\n")
+                f.write(
+                    "# This file is executed on every boot (including wake-boot from deepsleep)\n"
+                )
     os.chdir("/")
 
 
@@ -185,8 +187,15 @@ def _banner():
     _out.write(
         "MicroPython v%d.%d.%d%s on %s; Motekit virtual %s with %s\n"
         'Type "help()" for more information.\n'
-        % (v[0], v[1], v[2], "-preview" if len(v) > 3 and v[3] else "", build,
-           P["board"]["name"], P["board"]["mcu"].upper())
+        % (
+            v[0],
+            v[1],
+            v[2],
+            "-preview" if len(v) > 3 and v[3] else "",
+            build,
+            P["board"]["name"],
+            P["board"]["mcu"].upper(),
+        )
     )
 
 
@@ -416,7 +425,26 @@ def _friendly_repl():
             return "soft"
 
 
+def _run_script(script):
+    # Script mode (device tests): host folders mounted read-only, then one file run to the end.
+    for host_dir, mountpoint in P["host_mounts"]:
+        vfs.mount(os.VfsPosix(host_dir), mountpoint, readonly=True)
+        sys.path.append(mountpoint)
+    with open(script) as f:
+        src = f.read()
+    ok = True
+    try:
+        exec(compile(src, script, "exec"), _globals)
+    except BaseException as e:  # noqa: B036  reported, then the supervisor is told
+        sys.print_exception(e, _out)
+        ok = False
+    _simlink.call(_OP_EXIT, b"\x00" if ok else b"\x01")
+
+
 def _main():
+    if P.get("script"):
+        _run_script(P["script"])
+        return
     kind = P["repl_mode"]
     soft = _run_file("boot.py")
     if not soft and kind == "friendly":

@@ -6,9 +6,9 @@
 # Port differences follow the real ports: rp2 has no RTC.memory() and no DEEPSLEEP_RESET (its
 # deepsleep ends in a watchdog reset), and an I2C address NACK raises ENODEV on esp32, EIO on rp2.
 import struct
+import time as _time
 
 import _simlink
-import time as _time
 from micropython import const
 
 _P = _simlink.P
@@ -159,9 +159,8 @@ def _bus_index(kind, id, pins):
                 return i
         elif bus["id"] == id:
             return i
-    if not given and id not in (-1, None):
-        if id < 0 or id > 1:
-            raise ValueError("I2C(%s) doesn't exist" % id if kind == "i2c" else "bad SPI id")
+    if not given and id not in (-1, None) and not 0 <= id <= 1:
+        raise ValueError("%s(%s) doesn't exist" % (kind.upper(), id))
     return 255
 
 
@@ -232,13 +231,34 @@ class SPI:
     MSB = const(0)
     LSB = const(1)
 
-    def __init__(self, id=1, baudrate=1000000, *, polarity=0, phase=0, bits=8, firstbit=0,
-                 sck=None, mosi=None, miso=None):
+    def __init__(
+        self,
+        id=1,
+        baudrate=1000000,
+        *,
+        polarity=0,
+        phase=0,
+        bits=8,
+        firstbit=0,
+        sck=None,
+        mosi=None,
+        miso=None,
+    ):
         self._bus = _bus_index("spi", id, {"sck": sck, "mosi": mosi, "miso": miso})
         self._baudrate = baudrate
 
-    def init(self, baudrate=1000000, *, polarity=0, phase=0, bits=8, firstbit=0,
-             sck=None, mosi=None, miso=None):
+    def init(
+        self,
+        baudrate=1000000,
+        *,
+        polarity=0,
+        phase=0,
+        bits=8,
+        firstbit=0,
+        sck=None,
+        mosi=None,
+        miso=None,
+    ):
         self._baudrate = baudrate
 
     def deinit(self):
@@ -262,8 +282,18 @@ class SPI:
 
 
 class SoftSPI(SPI):
-    def __init__(self, baudrate=500000, *, polarity=0, phase=0, bits=8, firstbit=0,
-                 sck=None, mosi=None, miso=None):
+    def __init__(
+        self,
+        baudrate=500000,
+        *,
+        polarity=0,
+        phase=0,
+        bits=8,
+        firstbit=0,
+        sck=None,
+        mosi=None,
+        miso=None,
+    ):
         super().__init__(-1, baudrate, sck=sck, mosi=mosi, miso=miso)
 
 

@@ -1,0 +1,88 @@
+"""The control commands of a virtual board, shared by the control socket, `mote sim` options
+and device tests running on the node (in script mode).
+"""
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from host_tools.sim.control import CommandError, Dispatcher
+from host_tools.sim.peripherals.models import At24c32
+from host_tools.sim.resets import KINDS
+from host_tools.sim.supervisor import VirtualBoard
+
+# Device models that can be attached by name: name -> (bus kind, factory(board, address)).
+# The drivers issue adds one entry per sensor chip.
+ModelFactory = Callable[[VirtualBoard, int], Any]
+MODELS: dict[str, tuple[str, ModelFactory]] = {
+    "at24c32": ("i2c", lambda vb, addr: At24c32(vb.clock.now_ms, address=addr or 0x50)),
+}
+
+_BUS = re.compile(r"(i2c|spi|onewire|adc)(\d+)")
+
+
+def _parse_number(value: Any) -> int:
+    return value if isinstance(value, int) else int(str(value), 0)
+
+
+def board_commands(vb: VirtualBoard, stop: Callable[[], None]) -> Dispatcher:
+    d = Dispatcher()
+
+    def status() -> dict[str, Any]:
+        return vb.status()
+
+    def reset(kind: str = "button") -> dict[str, Any]:
+        if kind not in KINDS:
+            raise CommandError(f"reset kind must be one of {', '.join(KINDS)}")
+        if kind in ("power_on", "brownout"):
+            vb.power_cycle(kind)
+        else:
+            vb.reset(kind)
+        return {"reset_cause": vb.reset_cause}
+
+    def env(**values: float) -> dict[str, Any]:
+        vb.hw.environment.set(**values)
+        return {"environment": vb.hw.environment.snapshot()}
+
+    def fault(target: str, spec: str) -> None:
+        vb.hw.apply_fault(target, spec)
+
+    def clear_faults(target: str | None = None) -> None:
+        vb.hw.clear_faults(target)
+
+    def attach(model: str, bus: str, addr: Any = None) -> dict[str, Any]:
+        if model not in MODELS:
+            raise CommandError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
+        kind, factory = MODELS[model]
+        m = _BUS.fullmatch(bus)
+        if not m or m[1] != kind:
+            raise CommandError(f"{model} goes on an {kind} bus, like {kind}0; got {bus!r}")
+        device = factory(vb, _parse_number(addr) if addr is not None else 0)
+        vb.hw.attach(kind, int(m[2]), device)  # type: ignore[arg-type]
+        return {"hardware": vb.hw.describe()}
+
+    def cut_power_at_write(n: int) -> None:
+        vb.cut_power_at_write(int(n))
+
+    def erase_flash() -> None:
+        vb.power_off()
+        vb.state.erase_flash(vb.board["flash"]["fs_bytes"])
+        vb.boot("power_on")
+
+    def stop_cmd() -> None:
+        stop()
+
+    for name, fn in [
+        ("status", status),
+        ("reset", reset),
+        ("wake", vb.wake),
+        ("env", env),
+        ("fault", fault),
+        ("clear_faults", clear_faults),
+        ("attach", attach),
+        ("cut_power_at_write", cut_power_at_write),
+        ("erase_flash", erase_flash),
+        ("stop", stop_cmd),
+    ]:
+        d.register(name, fn)
+    return d
