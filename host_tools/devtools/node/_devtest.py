@@ -1,0 +1,50 @@
+# Device-test harness: runs on the virtual node (MicroPython), driven by
+# host_tools.devtools.devtest.
+# Each test's output is framed by marker lines that the host parses; a failing test prints its
+# MicroPython traceback inside its frame.
+#
+#   import _devtest
+#   _devtest.run("test_example", ["test_a", "test_b"])
+import sys
+import time
+
+_MARK = "\x1edevtest:"
+
+
+class SkipTest(Exception):
+    pass
+
+
+def skip(reason):
+    raise SkipTest(reason)
+
+
+def raises(exc_type, fn, *args, **kwargs):
+    # Assert that fn(*args, **kwargs) raises exc_type; return the exception for inspection.
+    try:
+        fn(*args, **kwargs)
+    except exc_type as e:
+        return e
+    raise AssertionError("%s not raised" % exc_type.__name__)
+
+
+def run(module_name, names):
+    mod = __import__(module_name)
+    for name in names:
+        fn = getattr(mod, name, None)
+        print(_MARK + "start " + name)
+        if fn is None:
+            print(_MARK + "fail " + name)
+            continue
+        t0 = time.ticks_ms()
+        try:
+            fn()
+        except SkipTest as e:
+            print(_MARK + "skip " + name + " " + str(e))
+            continue
+        except BaseException as e:  # noqa: B036  a device test may raise anything
+            sys.print_exception(e)
+            print(_MARK + "fail " + name)
+            continue
+        print(_MARK + "pass %s %d" % (name, time.ticks_diff(time.ticks_ms(), t0)))
+    print(_MARK + "done")
