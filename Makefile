@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/python -m host_tools.demo
 
+# Every layer: host unit tests, device tests in MicroPython, the HIL suite on both virtual
+# boards (plus lint and typecheck above).
 test: venv lint typecheck
 	$(BIN)/python -m pytest -q tests hil_tests
+	$(BIN)/python -m pytest -q hil_tests --board sim-rp2
 
 test-host: venv
 	$(BIN)/python -m pytest -q tests/host

@@ -1,0 +1,160 @@
+"""A node under test, reached over its serial port: a real board or a virtual one.
+
+Everything here speaks the serial line only (so it runs unchanged on a bench), except
+`hard_reset()`, which uses the virtual board's control channel or the board's reset wiring.
+"""
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import serial
+from mpremote.transport_serial import SerialTransport
+
+from host_tools import firmware_files
+from host_tools.errors import TransportError
+from host_tools.hil.reset import NoResetLine, reset_for
+from host_tools.sim.launcher import SimProcess
+
+PROMPT = b">>> "
+
+
+class Node:
+    def __init__(self, port: str, board: dict[str, Any], sim: SimProcess | None = None) -> None:
+        self.port = port
+        self.board = board
+        self.sim = sim
+        self.log = bytearray()  # everything the node said, for the failure report
+        self._transport: SerialTransport | None = None
+        self._buf = bytearray()
+
+    @property
+    def virtual(self) -> bool:
+        return self.sim is not None
+
+    # ---- the link -----------------------------------------------------------------------
+
+    @property
+    def transport(self) -> SerialTransport:
+        if self._transport is None:
+            self._transport = self._open()
+        return self._transport
+
+    def _open(self, wait_s: float = 10.0) -> SerialTransport:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return SerialTransport(self.port, baudrate=115200)
+            except Exception as exc:  # noqa: BLE001 - the port may be re-enumerating
+                if time.monotonic() > deadline:
+                    raise TransportError(f"cannot open {self.port}: {exc}") from exc
+                time.sleep(0.2)
+
+    @property
+    def serial(self) -> serial.Serial:
+        return self.transport.serial
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def write(self, data: bytes) -> None:
+        self.serial.write(data)
+
+    def read_until(self, pattern: bytes | str, timeout: float = 10.0) -> bytes:
+        """Read until `pattern` (bytes literal or regex str) appears; return all read so far."""
+        regex = re.compile(pattern.encode() if isinstance(pattern, str) else re.escape(pattern))
+        deadline = time.monotonic() + timeout
+        while True:
+            m = regex.search(self._buf)
+            if m:
+                out = bytes(self._buf[: m.end()])
+                del self._buf[: m.end()]
+                return out
+            if time.monotonic() > deadline:
+                seen = bytes(self._buf[-400:])
+                raise TimeoutError(f"no {pattern!r} within {timeout} s; last output: {seen!r}")
+            try:
+                chunk = self.serial.read(max(1, self.serial.in_waiting))
+            except serial.SerialException:
+                # USB CDC boards vanish while resetting or sleeping: reopen when back.
+                self.close()
+                time.sleep(0.2)
+                continue
+            self._buf += chunk
+            self.log += chunk
+
+    def drain(self) -> None:
+        self._buf.clear()
+        self.serial.reset_input_buffer()
+
+    # ---- REPL -------------------------------------------------------------------------
+
+    def interrupt_to_repl(self, timeout: float = 10.0) -> None:
+        """Ctrl-C until the friendly REPL prompt shows (catches the firmware's host window)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.write(b"\r\x03")
+            try:
+                self.read_until(PROMPT, timeout=0.3)
+                self.drain()
+                self.transport.in_raw_repl = False
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
+    def exec(self, code: str, timeout: float = 10.0) -> str:
+        """Run `code` through the raw REPL (no soft reset) and return what it printed."""
+        t = self.transport
+        if not t.in_raw_repl:
+            t.enter_raw_repl(soft_reset=False)
+        out, err = t.exec_raw(code, timeout=timeout)
+        self.log += out + err
+        if err:
+            raise AssertionError(f"node raised:\n{err.decode(errors='replace')}")
+        return out.decode().replace("\r\n", "\n")
+
+    def eval(self, expr: str) -> Any:
+        import ast
+
+        return ast.literal_eval(self.exec(f"print(repr({expr}))").strip())
+
+    def leave_raw_repl(self) -> None:
+        if self._transport is not None and self._transport.in_raw_repl:
+            self._transport.exit_raw_repl()
+            self.read_until(PROMPT, timeout=5)
+
+    # ---- resets and firmware ----------------------------------------------------------
+
+    def hard_reset(self) -> None:
+        """Reset like the board's reset button; the node then boots from flash."""
+        self._buf.clear()
+        if self.sim is not None:
+            self.sim.control.request("reset", kind="button")
+            if self._transport is not None:
+                self._transport.in_raw_repl = False
+            return
+        resetter = reset_for(self.board)
+        if isinstance(resetter, NoResetLine):
+            self.exec("import machine\nmachine.reset()")  # the REPL must be reachable
+            self.close()
+        else:
+            resetter(self.serial)
+            self.transport.in_raw_repl = False
+
+    def install_firmware(self, config: dict[str, Any] | None = None) -> None:
+        """Copy the firmware (and a config.json) with mpremote; the node must be at its REPL."""
+        import json
+        import tempfile
+
+        self.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            extra = {}
+            if config is not None:
+                cfg = Path(tmp) / "config.json"
+                cfg.write_text(json.dumps(config))
+                extra["/config.json"] = cfg
+            firmware_files.install(self.port, self.board["name"], extra)

@@ -1,0 +1,85 @@
+"""The Motekit HIL pytest plugin: `board` and `node` fixtures for hil_tests/.
+
+By default every test gets a fresh *virtual* board (`mote sim`); with `--port /dev/ttyUSB0
+--board NAME` the same tests run against a real board on a bench. Options may also come from
+MOTE_PORT and MOTE_BOARD. Each test's node output is attached to its report when it fails.
+"""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from host_tools.boards import load_board
+from host_tools.hil.node import Node
+from host_tools.sim.launcher import SimProcess
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("motekit-hil", "Motekit hardware-in-the-loop")
+    group.addoption(
+        "--port",
+        default=os.environ.get("MOTE_PORT"),
+        help="Serial port of a real board (default: a fresh virtual board per test; $MOTE_PORT).",
+    )
+    group.addoption(
+        "--board",
+        default=os.environ.get("MOTE_BOARD"),
+        help="Board name from boards/ (required with --port; virtual default sim-esp32; $MOTE_BOARD).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "virtual_only: needs the virtual board's control channel")
+
+
+@pytest.fixture(scope="session")
+def board(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The board definition under test."""
+    port = pytestconfig.getoption("port")
+    name = pytestconfig.getoption("board")
+    if port and not name:
+        raise pytest.UsageError("--port needs --board NAME (see boards/)")
+    definition = load_board(name or "sim-esp32")
+    if not port and not definition.get("virtual"):
+        raise pytest.UsageError(f"{definition['name']} is a real board: give its --port")
+    return definition
+
+
+@pytest.fixture
+def node(request: pytest.FixtureRequest, board: dict[str, Any]) -> Iterator[Node]:
+    """A node at its friendly REPL: a fresh virtual board, or the real one after a reset."""
+    port = request.config.getoption("port")
+    if port:
+        n = Node(port, board)
+        n.hard_reset()
+    else:
+        sim = SimProcess(board["name"])
+        n = Node(sim.port, board, sim)
+    request.node.motekit_node = n
+    try:
+        n.interrupt_to_repl()
+        yield n
+    finally:
+        n.close()
+        if n.sim is not None:
+            n.log += b"\n--- supervisor log ---\n" + n.sim.log().encode()
+            n.sim.__exit__(None, None, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    n = getattr(item, "motekit_node", None)
+    if n is not None and report.failed:
+        report.sections.append(("node log", n.log.decode(errors="replace")[-8000:]))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("port"):
+        skip = pytest.mark.skip(reason="needs the virtual board's control channel")
+        for item in items:
+            if item.get_closest_marker("virtual_only"):
+                item.add_marker(skip)
