@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--board",
         default=os.environ.get("MOTE_BOARD"),
-        help="Board name from boards/ (required with --port; virtual default sim-esp32; $MOTE_BOARD).",
+        help="Board name from boards/ (needed with --port; default sim-esp32; $MOTE_BOARD).",
     )
 
 
