@@ -46,7 +46,7 @@ def test_node_survives_a_deep_sleep_cycle(node: Node) -> None:
     node.install_firmware({"period_s": 2, "host_wait_ms": 500})
     node.hard_reset()
     boot_banner(node)
-    node.read_until(r"motekit: wake 1 .*sleeping 2000 ms")
+    node.read_until(r"motekit: wake 1 at .*, sleeping 2000 ms")
     _, _, cause = boot_banner(node, timeout=30)
     if node.board["port"] == "esp32":
         assert cause == "DEEPSLEEP_RESET"

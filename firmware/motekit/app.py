@@ -64,5 +64,9 @@ def run():
     count += 1
     if rtc is not None:
         rtc.memory(struct.pack("<I", count))
-    print("motekit: wake %d t=%d sleeping %d ms" % (count, time.time(), period_ms))
+    t = time.localtime()
+    print(
+        "motekit: wake %d at %04d-%02d-%02d %02d:%02d:%02d, sleeping %d ms"
+        % (count, t[0], t[1], t[2], t[3], t[4], t[5], period_ms)
+    )
     machine.deepsleep(period_ms)

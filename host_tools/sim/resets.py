@@ -48,3 +48,11 @@ _TABLE = {
 
 def reset_info(port: str, kind: str) -> ResetInfo:
     return _TABLE[port][kind]
+
+
+_NAMES = {1: "PWRON_RESET", 2: "HARD_RESET", 3: "WDT_RESET", 4: "DEEPSLEEP_RESET", 5: "SOFT_RESET"}
+
+
+def cause_name(cause: int) -> str:
+    """The machine constant's name for a reset_cause() value (same numbers on both ports)."""
+    return _NAMES.get(cause, f"UNKNOWN_{cause}")
