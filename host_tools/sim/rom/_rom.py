@@ -7,6 +7,7 @@
 # the board's heap size, run boot.py, then main.py (not after a soft reset from the raw REPL), then
 # the friendly or raw REPL, byte-compatible with pyexec.c so that mpremote works unchanged.
 import gc
+import io
 import json
 import os
 import struct
@@ -27,6 +28,8 @@ _OP_POWER_CUT = const(0x58)
 _OP_EXIT = const(0x45)
 _RAW_PASTE_WINDOW = const(128)  # half of MICROPY_REPL_STDIN_BUFFER_MAX (256), as on the ports
 _MOUNT = "/.sim"
+_ROM_FILE = sys.argv[0]
+_SHIM_FRAME = 'File "%s/' % _MOUNT
 
 with open(sys.argv[1]) as _f:
     P = json.load(_f)
@@ -154,10 +157,19 @@ def _exec(code, print_eof=False):
             _out.write("\x04")
         return True
     if exc is not None:
-        sys.print_exception(exc, _out)
+        _print_exception(exc)
     if print_eof:
         _out.write("\x04")
     return False
+
+
+def _print_exception(exc):
+    # As on a board, where these are C: no frames from this ROM or the shims.
+    buf = io.StringIO()
+    sys.print_exception(exc, buf)
+    for line in buf.getvalue().split("\n"):
+        if line and _ROM_FILE not in line and _SHIM_FRAME not in line:
+            _out.write(line + "\n")
 
 
 def _run_file(name):
@@ -259,7 +271,7 @@ def _raw_paste(cmd):
 def _kbd_eof():
     # Ctrl-C during a raw-paste upload: the code is abandoned with a KeyboardInterrupt.
     _out.write("\x04")
-    sys.print_exception(KeyboardInterrupt(), _out)
+    _print_exception(KeyboardInterrupt())
     _out.write("\x04")
     return False
 
@@ -415,6 +427,8 @@ def _friendly_repl():
                 break
             if isinstance(r, int):
                 continue
+            if not r.strip():
+                r = ""  # an auto-indented line left blank ends the block
             text += r + "\n"
             if not _continues(text):
                 break
@@ -436,7 +450,7 @@ def _run_script(script):
     try:
         exec(compile(src, script, "exec"), _globals)
     except BaseException as e:  # noqa: B036  reported, then the supervisor is told
-        sys.print_exception(e, _out)
+        _print_exception(e)
         ok = False
     _simlink.call(_OP_EXIT, b"\x00" if ok else b"\x01")
 
