@@ -4,6 +4,7 @@
 """
 
 import json
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,8 @@ def sim(
         reply = commands.handle(request)
         if not reply["ok"]:
             vb.close()
+            if state.temporary:
+                shutil.rmtree(state.path, ignore_errors=True)
             raise ConfigError(reply["error"])
 
     server = ControlServer(state.path / "control.sock", commands)
@@ -152,6 +155,8 @@ def sim(
     finally:
         server.close()
         vb.close()
+        if state.temporary:
+            shutil.rmtree(state.path, ignore_errors=True)  # a throwaway board leaves nothing
 
 
 @click.command()

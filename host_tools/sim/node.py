@@ -34,9 +34,10 @@ def preload_modules(board: dict[str, Any], script_mode: bool = False) -> list[st
 class NodeProcess:
     """One boot of the node: a running interpreter and the pipes to it."""
 
-    def __init__(self, params_path: Path, heapsize: int) -> None:
+    def __init__(self, params_path: Path, heapsize: int, user_heap: int) -> None:
         self.params_path = params_path
         self.heapsize = heapsize
+        self.user_heap = user_heap  # what the ROM leaves free for user code
         self.pid = 0
         self.stdin_fd = -1  # we write UART RX bytes here
         self.stdout_fd = -1  # we read UART TX bytes here
@@ -71,7 +72,7 @@ class NodeProcess:
             os.environ["TZ"] = "UTC"  # boards have no time zone
             time.tzset()
             argv = ["micropython", "-X", f"heapsize={self.heapsize}"]
-            argv += [str(ROM_DIR / "_rom.py"), str(self.params_path)]
+            argv += [str(ROM_DIR / "_rom.py"), str(self.params_path), str(self.user_heap)]
             rc = micropython_run.run_main(argv)
             os._exit(rc if isinstance(rc, int) else 0)
         except BaseException:  # noqa: BLE001 - a child must never return into the supervisor

@@ -55,7 +55,7 @@ class BleAdvertiser:
             src=self.air_node.node_id,
             payload=self._payload,
             meta=meta,
-            t_sim_ms=self.clock.now_ms(),
+            t_sim_ms=int(self.clock.now_ms()),  # the air format's t_sim_ms is an integer
         )
         self.air_node.send(frame)
         self.sent += 1

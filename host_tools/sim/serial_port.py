@@ -3,7 +3,8 @@
 Host tools open the pty's slave path exactly like /dev/ttyUSB0. The supervisor keeps the slave
 open itself, so the master never reads EIO when no tool is connected; output written while
 nobody listens fills the pty's small buffer and the oldest is then discarded, like a bridge
-chip whose port is closed.
+chip whose port is closed. A tool that reads, only slower than an unthrottled node writes,
+gets everything.
 """
 
 import contextlib
@@ -11,6 +12,11 @@ import os
 import termios
 import time
 import tty
+
+# A full pty that takes nothing for this long has no reader: its stale output is dropped.
+_STALL_S = 1.0
+# Output held back for a slow reader, at most; beyond it the oldest is dropped.
+_MAX_QUEUE_BYTES = 4 << 20
 
 
 class Throttle:
@@ -58,6 +64,7 @@ class PtyPort:
         self.rx = Throttle(baud)  # host -> node
         self._tx_queue = bytearray()
         self._last_tx = 0
+        self._full_since: float | None = None  # when a write last found the pty full
         self.dropped = 0
 
     def queue_output(self, data: bytes) -> None:
@@ -73,11 +80,19 @@ class PtyPort:
             return
         try:
             written = os.write(self.master, self._tx_queue[:n])
+            self._full_since = None
         except BlockingIOError:
-            # Nobody is reading and the pty buffer is full: drop what is stale.
+            # The pty buffer is full. Keep the output for a reader that is merely slower than
+            # the node; once nobody has read for _STALL_S, drop what is stale.
+            now = time.monotonic()
+            if self._full_since is None:
+                self._full_since = now
+            if now - self._full_since < _STALL_S and len(self._tx_queue) <= _MAX_QUEUE_BYTES:
+                return
             termios.tcflush(self._slave, termios.TCIFLUSH)
             self.dropped += n
             written = n
+            self._full_since = None
         self.tx.spend(written)
         del self._tx_queue[:written]
 
@@ -93,6 +108,8 @@ class PtyPort:
         return data
 
     def wait_s(self) -> float:
+        if self._full_since is not None:
+            return 0.005  # poll until the reader makes room (or is declared gone)
         return self.tx.wait_s() if self._tx_queue else 1.0
 
     def close(self) -> None:

@@ -143,7 +143,7 @@ class VirtualBoard:
         params = self._boot_params(repl_mode)
         self.state.boot_params_path.write_text(json.dumps(params))
         heap = self.board["micropython"]["heap_bytes"] + _ROM_HEAP_ALLOWANCE
-        self.node = NodeProcess(self.state.boot_params_path, heap)
+        self.node = NodeProcess(self.state.boot_params_path, heap, params["heap_free_bytes"])
         self.node.start()
         self.mode = "awake"
 

@@ -16,6 +16,10 @@ import sys
 import vfs
 from micropython import const
 
+# The user's heap, reserved as one block before the ROM allocates anything else (argv[2] is its
+# size), so that it is contiguous as on a board at boot; released once the ROM is loaded.
+_reserve = bytearray(int(sys.argv[2]))
+
 _CTRL_A = const(1)
 _CTRL_B = const(2)
 _CTRL_C = const(3)
@@ -123,18 +127,41 @@ def _mount_flash():
 
 _mount_flash()
 
-# Give user code the board's heap: the interpreter was started with room for this ROM and the
-# shims; what is left above the board's figure is taken by a ballast that is never freed.
+
+def _take_the_rest():
+    # Fill every free gap outside the reserve with ballast that is never freed, so the user's
+    # heap is the reserve alone; then keep a small spare for the REPL to fall back on.
+    held = []
+    gc.collect()
+    size = gc.mem_free()
+    while size >= 64:
+        try:
+            held.append(bytearray(size))
+        except MemoryError:
+            size //= 2
+            continue
+        size = min(size, gc.mem_free())
+    return held
+
+
+_spare = bytearray(2048)
+_ballast = _take_the_rest()
+_reserve = None
 gc.collect()
-_ballast = bytearray(max(0, gc.mem_free() - P["heap_free_bytes"]))
-gc.collect()
+# What the fill itself left behind (its list's old arrays) is taken too.
+if gc.mem_free() - P["heap_free_bytes"] >= 64:
+    _ballast.append(bytearray(gc.mem_free() - P["heap_free_bytes"] - 16))
+_byte = bytearray(1)
+_INTR_ON = _simlink.frame(_OP_INTR, b"\x01")
+_INTR_OFF = _simlink.frame(_OP_INTR, b"\x00")
 
 _globals = {"__name__": "__main__"}
 
 
 def _intr(on):
     # Tell the supervisor whether a Ctrl-C byte is an interrupt (code running) or input.
-    _simlink.notify(_OP_INTR, b"\x01" if on else b"\x00")
+    # Prebuilt frames: this must work even when user code has taken the whole heap.
+    _link_tx.write(_INTR_ON if on else _INTR_OFF)
 
 
 def _exec(code, print_eof=False):
@@ -165,11 +192,14 @@ def _exec(code, print_eof=False):
 
 def _print_exception(exc):
     # As on a board, where these are C: no frames from this ROM or the shims.
-    buf = io.StringIO()
-    sys.print_exception(exc, buf)
-    for line in buf.getvalue().split("\n"):
-        if line and _ROM_FILE not in line and _SHIM_FRAME not in line:
-            _out.write(line + "\n")
+    try:
+        buf = io.StringIO()
+        sys.print_exception(exc, buf)
+        for line in buf.getvalue().split("\n"):
+            if line and _ROM_FILE not in line and _SHIM_FRAME not in line:
+                _out.write(line + "\n")
+    except MemoryError:
+        sys.print_exception(exc, _out)  # no room to filter: print it as it is
 
 
 def _run_file(name):
@@ -185,12 +215,12 @@ def _getc():
     # One byte of UART input; a KeyboardInterrupt that lands between two runs counts as Ctrl-C.
     while True:
         try:
-            b = _in.read(1)
+            n = _in.readinto(_byte)
         except KeyboardInterrupt:
             return _CTRL_C
-        if not b:
+        if not n:
             raise SystemExit  # supervisor closed the UART: power is going away
-        return b[0]
+        return _byte[0]
 
 
 def _banner():
@@ -276,99 +306,141 @@ def _kbd_eof():
     return False
 
 
-_BLOCK_START = ("if", "while", "for", "def", "class", "with", "try", "async", "@")
+_COMPOUND = ("if", "while", "for", "try", "with", "def", "class", "async")
 
 
 def _continues(text):
-    # Does this input (lines each ending in "\n") need more lines? MicroPython's REPL rules:
-    # an open bracket or triple-quoted string, a trailing backslash, or a compound statement
-    # that has not yet been ended by an empty line.
-    if not text.strip():
+    # MicroPython's REPL rules for asking for another line. `text` is the input so far, lines
+    # joined by "\n"; it ends in "\n" when the latest line was empty.
+    if not text:
         return False
-    depth = 0
-    quote = None
+    word = text.split(None, 1)[0] if text.strip() else ""
+    for sep in "(:[":
+        word = word.split(sep)[0]
+    compound = text[0] == "@" or word in _COMPOUND
+    parens = 0
+    quote = None  # None, or the quote that opened the string: one or three quote characters
     i = 0
     n = len(text)
     while i < n:
         ch = text[i]
-        if quote:
-            if ch == "\\":
+        if ch in "'\"":
+            if text.startswith(ch * 3, i) and quote in (None, ch * 3):
+                quote = None if quote else ch * 3
+                i += 2
+            elif quote in (None, ch):
+                quote = None if quote else ch
+        elif ch == "\\" and i + 1 < n and text[i + 1] in "'\"\\":
+            if quote:
                 i += 1
-            elif text.startswith(quote, i):
-                i += len(quote) - 1
-                quote = None
-        elif ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-        elif text.startswith('"""', i) or text.startswith("'''", i):
-            quote = text[i : i + 3]
-            i += 2
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
+        elif quote is None:
+            if ch in "([{":
+                parens += 1
+            elif ch in ")]}":
+                parens -= 1
         i += 1
     if quote is not None and len(quote) == 3:
         return True
-    if depth > 0:
+    if parens > 0 and quote is None:
         return True
-    if text.rstrip("\n").endswith("\\"):
+    if text[-1] == "\\":
         return True
-    first = text.split(None, 1)[0]
-    word = first.split("(")[0].split(":")[0]
-    if word in _BLOCK_START or first.startswith("@") or text.split("\n")[0].rstrip().endswith(":"):
-        return not text.endswith("\n\n")
-    return False
+    return compound and text[-1] != "\n"
 
 
-def _readline(prompt, history, indent=""):
-    # Returns the line, or one of the control codes as an int.
-    _out.write(prompt + indent)
-    line = indent
-    hist_i = len(history)
-    last_cr = False
+# Line editor state kept across lines, as readline.c keeps it.
+_ENABLED = const(1)
+_JUST_ADDED = const(2)
+_auto = 0
+_last_nl = 0
+_history = []
+
+
+def _auto_indent(text):
+    # Indent a new continuation line like the line before it, one level more after a colon;
+    # not at all after two blank lines.
+    global _auto
+    if not (_auto & _ENABLED) or len(text) < 2 or text[-1] != "\n":
+        return text
+    start = text.rfind("\n", 0, len(text) - 1) + 1
+    prev = text[start:-1]
+    spaces = len(prev) - len(prev.lstrip(" "))
+    if start > 0 and not prev.strip(" "):
+        before = text[text.rfind("\n", 0, start - 1) + 1 : start - 1]
+        if not before.strip(" "):
+            return text
+    levels = spaces // 4 + (1 if prev.endswith(":") else 0)
+    if levels:
+        _out.write("    " * levels)
+        _auto |= _JUST_ADDED
+    return text + "    " * levels
+
+
+def _erase(n):
+    _out.write("\b" * n + "\x1b[K")
+
+
+def _readline(text, prompt):
+    # Edit one more line at the end of `text`; returns (0 or a control code, text).
+    global _auto, _last_nl
+    orig = len(text)
+    hist_i = -1
+    _out.write(prompt)
+    if not text:
+        _auto = _ENABLED
+    text = _auto_indent(text)
     while True:
         c = _getc()
-        if c == 0x0A and last_cr:
-            last_cr = False
-            continue
-        last_cr = c == 0x0D
-        if c in (0x0D, 0x0A):
-            _out.write("\n")
-            if line.strip() and (not history or history[-1] != line):
-                history.append(line)
-                if len(history) > 8:
-                    history.pop(0)
-            return line
+        just_added = _auto & _JUST_ADDED
+        _auto &= ~_JUST_ADDED
+        if _CTRL_A <= c <= _CTRL_E and len(text) == orig:
+            return c, text
         if c == _CTRL_C:
-            return _CTRL_C
-        if c in (_CTRL_A, _CTRL_B, _CTRL_D, _CTRL_E):
-            if not line.strip():
-                return c
+            return c, text
+        if c in (0x0D, 0x0A):
+            if _last_nl in (0, c):
+                _last_nl = c
+                _out.write("\n")
+                line = text[orig:]
+                if line and (not _history or _history[0] != line):
+                    _history.insert(0, line)
+                    del _history[8:]
+                return 0, text
+            _last_nl = 0  # the second half of a CR LF pair
             continue
+        _last_nl = 0
         if c in (0x08, 0x7F):
-            if line:
-                line = line[:-1]
-                _out.write("\b \b")
-            continue
-        if c == 0x1B:
-            seq = _getc()
-            if seq != ord("["):
+            if len(text) > orig:
+                line = text[orig:]
+                n = 4 if len(line) >= 4 and not line.strip(" ") else 1
+                text = text[:-n]
+                _erase(n)
+        elif just_added and c in (0x09, 0x20):
+            _auto = 0  # typed or pasted indentation replaces the automatic one
+            if c == 0x20:
+                text = text[:-3]
+                _erase(3)
+        elif c == 0x09:
+            if text and text[-1] in " \n":
+                text += "    "
+                _out.write("    ")
+        elif c == 0x1B:
+            if _getc() != ord("["):
                 continue
             final = _getc()
             while final < 0x40:
                 final = _getc()
-            if final in (ord("A"), ord("B")) and history:
-                hist_i = max(0, hist_i - 1) if final == ord("A") else min(len(history), hist_i + 1)
-                _out.write("\b \b" * len(line))
-                line = history[hist_i] if hist_i < len(history) else ""
-                _out.write(line)
-            continue
-        if c >= 0x20 or c == 0x09:
+            if final in (ord("A"), ord("B")):
+                new = hist_i + 1 if final == ord("A") else hist_i - 1
+                if -1 <= new < len(_history):
+                    hist_i = new
+                    if len(text) > orig:
+                        _erase(len(text) - orig)
+                    text = text[:orig] + (_history[hist_i] if hist_i >= 0 else "")
+                    _out.write(text[orig:])
+        elif c >= 0x20:
             ch = chr(c) if c < 0x80 else _utf8_rest(c)
-            line += ch
+            text += ch
             _out.write(ch)
 
 
@@ -395,47 +467,40 @@ def _paste_mode():
             _out.buffer.write(bytes([c]))
 
 
-def _friendly_repl():
-    # Returns "soft" for a soft reset or "raw" for Ctrl-A.
-    _banner()
-    history = []
+def _friendly_repl(banner=True):
+    # pyexec's friendly REPL. Returns "soft" for a soft reset or "raw" for Ctrl-A.
+    if banner:
+        _banner()
     while True:
-        text = ""
-        prompt = ">>> "
-        indent = ""
-        while True:
-            r = _readline(prompt, history, indent)
-            if r == _CTRL_C:
-                _out.write("\n")
-                text = None
-                break
-            if r == _CTRL_A and not text:
-                _out.write("\n")
-                return "raw"
-            if r == _CTRL_B and not text:
-                _out.write("\n")
-                _banner()
-                text = None
-                break
-            if r == _CTRL_D and not text:
-                _out.write("\n")
+        ret, text = _readline("", ">>> ")
+        if ret == _CTRL_A:
+            _out.write("\n")
+            return "raw"
+        if ret == _CTRL_B:
+            _out.write("\n")
+            _banner()
+            continue
+        if ret == _CTRL_C:
+            _out.write("\n")
+            continue
+        if ret == _CTRL_D:
+            _out.write("\n")
+            return "soft"
+        if ret == _CTRL_E:
+            if _paste_mode():
                 return "soft"
-            if r == _CTRL_E and not text:
-                if _paste_mode():
-                    return "soft"
-                text = None
+            continue
+        if not text:
+            continue
+        while _continues(text):
+            ret, text = _readline(text + "\n", "... ")
+            if ret == _CTRL_C:
+                _out.write("\n")
+                text = ""
                 break
-            if isinstance(r, int):
-                continue
-            if not r.strip():
-                r = ""  # an auto-indented line left blank ends the block
-            text += r + "\n"
-            if not _continues(text):
-                break
-            prompt = "... "
-            lead = r[: len(r) - len(r.lstrip())]
-            indent = lead + "    " if r.rstrip().endswith(":") else (lead if r.strip() else "")
-        if text and text.strip() and _exec((text, "<stdin>", "single")):
+            if ret == _CTRL_D:
+                break  # ends a compound statement early
+        if text and _exec((text, "<stdin>", "single")):
             return "soft"
 
 
@@ -455,6 +520,18 @@ def _run_script(script):
     _simlink.call(_OP_EXIT, b"\x00" if ok else b"\x01")
 
 
+def _out_of_memory():
+    # User data holds the whole heap: give the REPL the spare so that the user can free it.
+    global _spare
+    _spare = None
+    gc.collect()
+    _out.write("\nMemoryError: the heap is full; free something (del ...) to continue\n")
+    try:
+        _spare = bytearray(2048)
+    except MemoryError:
+        pass
+
+
 def _main():
     if P.get("script"):
         _run_script(P["script"])
@@ -463,11 +540,18 @@ def _main():
     soft = _run_file("boot.py")
     if not soft and kind == "friendly":
         soft = _run_file("main.py")
+    banner = True
     while not soft:
         try:
-            nxt = _raw_repl() if kind == "raw" else _friendly_repl()
+            nxt = _raw_repl() if kind == "raw" else _friendly_repl(banner)
         except KeyboardInterrupt:
+            banner = False
             continue  # a Ctrl-C that landed in the ROM itself: back to the prompt
+        except MemoryError:
+            _out_of_memory()
+            banner = False
+            continue
+        banner = True
         if nxt == "soft":
             soft = True
         else:

@@ -24,8 +24,12 @@ def init(params, rx, tx):
     _tx = tx
 
 
+def frame(op, payload=b"", seq=0):
+    return struct.pack("<BBBH", _MAGIC, op, seq, len(payload)) + payload
+
+
 def _send(op, payload, seq):
-    _tx.write(struct.pack("<BBBH", _MAGIC, op, seq, len(payload)) + payload)
+    _tx.write(frame(op, payload, seq))
 
 
 def notify(op, payload=b""):
