@@ -45,7 +45,10 @@ class Node:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                return SerialTransport(self.port, baudrate=115200)
+                transport = SerialTransport(self.port, baudrate=115200)
+                # Reads must return, or read_until's deadline never comes on a silent node.
+                transport.serial.timeout = 0.2
+                return transport
             except Exception as exc:  # noqa: BLE001 - the port may be re-enumerating
                 if time.monotonic() > deadline:
                     raise TransportError(f"cannot open {self.port}: {exc}") from exc

@@ -4,6 +4,7 @@ This is how tests, `make demo` and the HIL fixture get a virtual board: exactly 
 user runs, so what they exercise is what ships.
 """
 
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,11 @@ class SimProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        if self.proc.poll() is None and hasattr(self, "control"):
+            # Quicker than SIGTERM, which waits for the supervisor's select timeout.
+            with contextlib.suppress(SimError, OSError):
+                self.control.request("stop")
+                self.proc.wait(10)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

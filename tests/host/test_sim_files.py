@@ -3,79 +3,22 @@ that outlive resets, power cycles and restarts of `mote sim --state DIR`, and li
 safety. The flash image is also read with littlefs-python, an oracle independent of MicroPython.
 """
 
-import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import littlefs
 import pytest
-from mpremote.transport_serial import SerialTransport
+from simnode import status, stop
 
 from host_tools.boards import load_board
-from host_tools.errors import SimError
 from host_tools.hil.node import Node
-from host_tools.sim.launcher import SimProcess
 
 # machine.reset() (a software reset) as each port reports it: SOFT_RESET on esp32, WDT_RESET on rp2.
 SOFTWARE_RESET_CAUSE = {"sim-esp32": 5, "sim-rp2": 3}
 ALL_BYTES = bytes(range(256)) * 16  # 4 KiB, every byte value, crosses a flash block boundary
-
-
-class SimNode(Node):
-    """Node whose port reads time out: Node.read_until's deadline only holds if reads return."""
-
-    def _open(self, wait_s: float = 10.0) -> SerialTransport:
-        transport = super()._open(wait_s)
-        transport.serial.timeout = 2.0
-        return transport
-
-
-def at_repl(node: Node) -> None:
-    """Wait until the friendly REPL answers (a blank board formats its flash first)."""
-    node.write(b"print(6 * 7)\r")  # the echo shows "6 * 7": only the result matches below
-    node.read_until(b"42\r\n>>> ")
-
-
-@pytest.fixture
-def boot(request: pytest.FixtureRequest) -> Iterator[Callable[..., Node]]:
-    """boot(board, *mote_sim_args, **SimProcess_kwargs): a fresh board at its friendly REPL."""
-    nodes: list[Node] = []
-
-    def _boot(board: str = "sim-esp32", *args: str, **kw: Any) -> Node:
-        kw.setdefault("baud", 0)
-        sim = SimProcess(board, extra_args=args, **kw)
-        node = SimNode(sim.port, load_board(board), sim)
-        nodes.append(node)
-        request.node.motekit_node = node  # the HIL plugin attaches its log to a failure
-        at_repl(node)
-        return node
-
-    yield _boot
-    for node in nodes:
-        stop(node)
-
-
-def stop(node: Node) -> None:
-    node.close()
-    assert node.sim is not None
-    shutdown(node.sim)
-
-
-def shutdown(sim: SimProcess) -> None:
-    # The control channel's stop ends `mote sim` at once; SIGTERM waits out its select timeout.
-    with contextlib.suppress(SimError, OSError):
-        sim.control.request("stop")
-        sim.proc.wait(10)
-    sim.__exit__(None, None, None)
-
-
-def status(node: Node) -> dict[str, Any]:
-    assert node.sim is not None
-    return node.sim.control.request("status")
 
 
 def wait_for_boot(node: Node, kind: str, after: int, timeout_s: float = 10.0) -> dict[str, Any]:

@@ -4,77 +4,17 @@ Time is asserted on the simulated clock (the control channel's `status`), never 
 clock: with `--speed 3600` an hour of deep sleep passes in a second.
 """
 
-import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from mpremote.transport_serial import SerialTransport
+from simnode import send_line, status
 
-from host_tools.boards import load_board
-from host_tools.errors import SimError
 from host_tools.hil.node import Node
-from host_tools.sim.launcher import SimProcess
 
 HOUR_MS = 3_600_000
 WAKE = r"motekit: wake (\d+)\b[^\r\n]*sleeping (\d+) ms\r\n"
 BANNER = r"motekit \S+ board=(\S+) reset=(\w+)\r\n"
-
-
-class SimNode(Node):
-    """Node whose port reads time out: Node.read_until's deadline only holds if reads return."""
-
-    def _open(self, wait_s: float = 10.0) -> SerialTransport:
-        transport = super()._open(wait_s)
-        transport.serial.timeout = 2.0
-        return transport
-
-
-def at_repl(node: Node) -> None:
-    """Wait until the friendly REPL answers (a blank board formats its flash first)."""
-    node.write(b"print(6 * 7)\r")  # the echo shows "6 * 7": only the result matches below
-    node.read_until(b"42\r\n>>> ")
-
-
-@pytest.fixture
-def boot(request: pytest.FixtureRequest) -> Iterator[Callable[..., Node]]:
-    """boot(board, *mote_sim_args, **SimProcess_kwargs): a fresh board at its friendly REPL."""
-    nodes: list[Node] = []
-
-    def _boot(board: str = "sim-esp32", *args: str, **kw: Any) -> Node:
-        kw.setdefault("baud", 0)
-        sim = SimProcess(board, extra_args=args, **kw)
-        node = SimNode(sim.port, load_board(board), sim)
-        nodes.append(node)
-        request.node.motekit_node = node  # the HIL plugin attaches its log to a failure
-        at_repl(node)
-        return node
-
-    yield _boot
-    for node in nodes:
-        node.close()
-        assert node.sim is not None
-        shutdown(node.sim)
-
-
-def shutdown(sim: SimProcess) -> None:
-    # The control channel's stop ends `mote sim` at once; SIGTERM waits out its select timeout.
-    with contextlib.suppress(SimError, OSError):
-        sim.control.request("stop")
-        sim.proc.wait(10)
-    sim.__exit__(None, None, None)
-
-
-def status(node: Node) -> dict[str, Any]:
-    assert node.sim is not None
-    return node.sim.control.request("status")
-
-
-def send_line(node: Node, line: str) -> bytes:
-    node.write(line.encode() + b"\r")
-    return node.read_until(b">>> ")
 
 
 def value_of(node: Node, expr: str) -> bytes:

@@ -6,20 +6,15 @@ mpremote would, waiting on what the node prints. Expected bytes follow MicroPyth
 and readline.c, which the ROM (host_tools/sim/rom/_rom.py) reproduces.
 """
 
-import contextlib
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from mpremote.transport_serial import SerialTransport
+from simnode import at_repl, boots, send_line
 
 from host_tools.boards import load_board
-from host_tools.errors import SimError
 from host_tools.hil.node import Node
-from host_tools.sim.launcher import SimProcess
 
 BOARDS = ("sim-esp32", "sim-rp2")
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -31,61 +26,6 @@ BANNER = (
 MCU = {"sim-esp32": b"ESP32", "sim-rp2": b"RP2040"}
 # machine.reset() (a software reset) as each port reports it: SOFT_RESET on esp32, WDT_RESET on rp2.
 SOFTWARE_RESET_CAUSE = {"sim-esp32": 5, "sim-rp2": 3}
-
-
-class SimNode(Node):
-    """Node whose port reads time out: Node.read_until's deadline only holds if reads return."""
-
-    def _open(self, wait_s: float = 10.0) -> SerialTransport:
-        transport = super()._open(wait_s)
-        transport.serial.timeout = 2.0
-        return transport
-
-
-def at_repl(node: Node) -> None:
-    """Wait until the friendly REPL answers (a blank board formats its flash first)."""
-    node.write(b"print(6 * 7)\r")  # the echo shows "6 * 7": only the result matches below
-    node.read_until(b"42\r\n>>> ")
-
-
-@pytest.fixture
-def boot(request: pytest.FixtureRequest) -> Iterator[Callable[..., Node]]:
-    """boot(board, *mote_sim_args, **SimProcess_kwargs): a fresh board at its friendly REPL."""
-    nodes: list[Node] = []
-
-    def _boot(board: str = "sim-esp32", *args: str, **kw: Any) -> Node:
-        kw.setdefault("baud", 0)
-        sim = SimProcess(board, extra_args=args, **kw)
-        node = SimNode(sim.port, load_board(board), sim)
-        nodes.append(node)
-        request.node.motekit_node = node  # the HIL plugin attaches its log to a failure
-        at_repl(node)
-        return node
-
-    yield _boot
-    for node in nodes:
-        node.close()
-        assert node.sim is not None
-        shutdown(node.sim)
-
-
-def shutdown(sim: SimProcess) -> None:
-    # The control channel's stop ends `mote sim` at once; SIGTERM waits out its select timeout.
-    with contextlib.suppress(SimError, OSError):
-        sim.control.request("stop")
-        sim.proc.wait(10)
-    sim.__exit__(None, None, None)
-
-
-def boots(node: Node) -> int:
-    assert node.sim is not None
-    return int(node.sim.control.request("status")["boots"])
-
-
-def send_line(node: Node, line: str) -> bytes:
-    """Type one line at the friendly REPL; return everything up to the next prompt."""
-    node.write(line.encode() + b"\r")
-    return node.read_until(b">>> ")
 
 
 # ---- friendly REPL ----------------------------------------------------------------------

@@ -1,0 +1,37 @@
+"""Shared by the virtual-board behaviour tests: reaching a fresh board's REPL and its controls."""
+
+from typing import Any
+
+from host_tools.hil.node import Node
+
+
+def at_repl(node: Node) -> None:
+    """Wait until the friendly REPL answers (a blank board formats its flash first)."""
+    node.write(b"print(6 * 7)\r")  # the echo shows "6 * 7": only the result matches below
+    node.read_until(b"42\r\n>>> ")
+
+
+def send_line(node: Node, line: str) -> bytes:
+    """Type one line at the friendly REPL; return everything up to the next prompt."""
+    node.write(line.encode() + b"\r")
+    return node.read_until(b">>> ")
+
+
+def control(node: Node, cmd: str, **args: Any) -> dict[str, Any]:
+    assert node.sim is not None
+    return node.sim.control.request(cmd, **args)
+
+
+def status(node: Node) -> dict[str, Any]:
+    return control(node, "status")
+
+
+def boots(node: Node) -> int:
+    return status(node)["boots"]
+
+
+def stop(node: Node) -> None:
+    """End `mote sim` (its state dir stays, for a restart with --state)."""
+    node.close()
+    assert node.sim is not None
+    node.sim.stop()
