@@ -247,19 +247,11 @@ class SPI:
         self._bus = _bus_index("spi", id, {"sck": sck, "mosi": mosi, "miso": miso})
         self._baudrate = baudrate
 
-    def init(
-        self,
-        baudrate=1000000,
-        *,
-        polarity=0,
-        phase=0,
-        bits=8,
-        firstbit=0,
-        sck=None,
-        mosi=None,
-        miso=None,
-    ):
+    def init(self, baudrate=1000000, *, sck=None, mosi=None, miso=None, **_modes):
+        # Mode settings (polarity, phase, bits, firstbit) do not change what the models see.
         self._baudrate = baudrate
+        if sck is not None or mosi is not None or miso is not None:
+            self._bus = _bus_index("spi", -1, {"sck": sck, "mosi": mosi, "miso": miso})
 
     def deinit(self):
         pass
