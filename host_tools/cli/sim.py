@@ -4,6 +4,7 @@
 """
 
 import json
+import os
 import shutil
 import signal
 from pathlib import Path
@@ -24,6 +25,13 @@ def _pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
             raise ConfigError(f"{what} {v!r} is not KEY=VALUE")
         out.append((key.strip(), val.strip()))
     return out
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # Scripts poll for this file: it must never be seen half written.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _number(text: str, what: str) -> float:
@@ -108,18 +116,7 @@ def sim(
         raise ConfigError("--speed must be > 0")
     if baud < 0:
         raise ConfigError("--baud must be >= 0")
-    state = StateDir(state_dir)
-    try:
-        vb = VirtualBoard(definition, state, speed=speed, baud=baud, air=None if no_air else air)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    stop = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    commands = board_commands(vb, request_stop)
+    # Everything the options ask for is checked before a board (and its files) exists.
     startup: list[dict[str, Any]] = []
     env_values = {k: _number(v, f"--env {k}") for k, v in _pairs(envs, "--env")}
     if env_values:
@@ -130,6 +127,20 @@ def sim(
         startup.append({"cmd": "attach", "model": model, "bus": bus, "addr": addr or None})
     for target, fault in _pairs(faults, "--fault"):
         startup.append({"cmd": "fault", "target": target, "spec": fault})
+    state = StateDir(state_dir)
+    try:
+        vb = VirtualBoard(definition, state, speed=speed, baud=baud, air=None if no_air else air)
+    except ValueError as exc:
+        if state.temporary:
+            shutil.rmtree(state.path, ignore_errors=True)
+        raise ConfigError(str(exc)) from exc
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    commands = board_commands(vb, request_stop)
     for request in startup:
         reply = commands.handle(request)
         if not reply["ok"]:
@@ -145,9 +156,9 @@ def sim(
     vb.start()
     click.echo(vb.pty.path)
     if control_file is not None:
-        control_file.write_text(str(server.path) + "\n")
+        _write_atomically(control_file, str(server.path) + "\n")
     if port_file is not None:
-        port_file.write_text(vb.pty.path + "\n")
+        _write_atomically(port_file, vb.pty.path + "\n")
     try:
         while not stop:
             vb.extra_fds = server.fds()

@@ -96,18 +96,23 @@ class Node:
     # ---- REPL -------------------------------------------------------------------------
 
     def interrupt_to_repl(self, timeout: float = 10.0) -> None:
-        """Ctrl-C until the friendly REPL prompt shows (catches the firmware's host window)."""
+        """Ctrl-C until the friendly REPL answers (catches the firmware's host-wait window).
+
+        Ends in step with the node: after the prompt, an expression is evaluated and its
+        result awaited, so no stray prompt is left to satisfy a later read.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            self.write(b"\r\x03")
+            self.write(b"\x03\x02")  # interrupt; Ctrl-B leaves a raw REPL if we were in one
             try:
                 self.read_until(PROMPT, timeout=0.3)
-                self.drain()
-                self.transport.in_raw_repl = False
-                return
+                break
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise
+        self.write(b"print('mote' + 'kit-sync')\r")
+        self.read_until(b"motekit-sync\r\n>>> ", timeout=max(1.0, deadline - time.monotonic()))
+        self.transport.in_raw_repl = False
 
     def exec(self, code: str, timeout: float = 10.0) -> str:
         """Run `code` through the raw REPL (no soft reset) and return what it printed."""
@@ -134,6 +139,8 @@ class Node:
 
     def hard_reset(self) -> None:
         """Reset like the board's reset button; the node then boots from flash."""
+        # Open the port first: opening it later would flush the boot output we want to see.
+        self.serial.reset_input_buffer()
         self._buf.clear()
         if self.sim is not None:
             self.sim.control.request("reset", kind="button")

@@ -54,7 +54,7 @@ class SimProcess:
     def stop(self) -> None:
         if self.proc.poll() is None and hasattr(self, "control"):
             # Quicker than SIGTERM, which waits for the supervisor's select timeout.
-            with contextlib.suppress(SimError, OSError):
+            with contextlib.suppress(SimError, OSError, subprocess.TimeoutExpired):
                 self.control.request("stop")
                 self.proc.wait(10)
         if self.proc.poll() is None:

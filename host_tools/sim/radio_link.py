@@ -16,10 +16,16 @@ from host_tools.sim.clock import SimClock
 _MIN_INTERVAL_S = 0.020
 
 
+def bluetooth_mac(base: bytes) -> bytes:
+    """The ESP32's Bluetooth address: its base MAC (machine.unique_id()) plus 2 (ESP-IDF's
+    esp_read_mac); rom/bluetooth.py reports the same from BLE().config("mac")."""
+    return ((int.from_bytes(base[:6], "big") + 2) % (1 << 48)).to_bytes(6, "big")
+
+
 class BleAdvertiser:
     def __init__(self, air_node: AirNode, mac: bytes, clock: SimClock) -> None:
         self.air_node = air_node
-        self.addr = ":".join(f"{b:02X}" for b in mac[:6])
+        self.addr = ":".join(f"{b:02X}" for b in bluetooth_mac(mac))
         self.clock = clock
         self._payload = b""
         self._interval_s = 0.0

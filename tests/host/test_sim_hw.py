@@ -136,6 +136,9 @@ def test_ble_advertisements_reach_a_listener_on_the_nodes_air(boot, tmp_path: Pa
             f"ble.gap_advertise(100_000, {payload!r})"
         )
         mac = node.exec("print(ble.config('mac')[1].hex())").strip()
+        base = node.exec("import machine\nprint(machine.unique_id().hex())").strip()
+    assert int(mac, 16) == (int(base, 16) + 2) % (1 << 48)  # ESP-IDF: Bluetooth = base MAC + 2
+    with AirListener(Air(), kinds=["ble-adv"]) as listener:
         frames = [listener.recv(timeout_s=5) for _ in range(3)]
     assert all(f is not None for f in frames)
     node_id = control(node, "status")["node_id"]

@@ -8,9 +8,10 @@ import re
 import time
 
 import pytest
-from simnode import send_line, status
+from simnode import send_line, status, stop
 
 from host_tools.hil.node import Node
+from host_tools.sim.launcher import SimProcess
 
 HOUR_MS = 3_600_000
 WAKE = r"motekit: wake (\d+)\b[^\r\n]*sleeping (\d+) ms\r\n"
@@ -121,6 +122,37 @@ def test_deep_sleep_without_a_time_lasts_until_woken(boot):
     node.read_until(b"rst:0x5 (DEEPSLEEP_RESET)")
     node.read_until(b">>> ")
     assert value_of(node, "import machine; machine.reset_cause()") == b"4"  # "lost" is gone
+
+
+def test_a_deep_sleep_resumes_across_a_restart_with_the_same_state(boot, tmp_path):
+    # Stopping `mote sim` freezes the virtual world: the next run finishes the sleep, and the
+    # wake keeps RTC memory and the simulated clock.
+    state = tmp_path / "state"
+    node = boot("sim-esp32", "--state", str(state), speed=1)
+    send_line(node, "import machine; machine.RTC().memory(b'before the stop')")
+    t0 = status(node)["sim_ms"]
+    node.write(b"machine.deepsleep(3_600_000)\r")  # an hour at 1x: only a restart can end it
+    deadline = time.monotonic() + 5
+    while status(node)["mode"] != "asleep":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    stop(node)
+    with SimProcess("sim-esp32", state_dir=state, speed=1, baud=0) as sim:
+        st = sim.control.request("status")
+        assert st["mode"] == "asleep"  # resumed asleep, not powered on
+        assert st["sim_ms"] >= t0 and st["wake_at_ms"] >= t0 + 3_600_000 - 1000
+        sim.control.request("wake")
+        deadline = time.monotonic() + 5
+        while sim.control.request("status")["mode"] != "awake":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        resumed = Node(sim.port, node.board, sim)
+        try:
+            resumed.interrupt_to_repl()
+            assert resumed.exec("import machine\nprint(machine.reset_cause())").strip() == "4"
+            assert resumed.exec("print(machine.RTC().memory())").strip() == "b'before the stop'"
+        finally:
+            resumed.close()
 
 
 # ---- reset kinds ----------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class BLE:
             self._name = kwargs["gap_name"]
         if names:
             if names[0] == "mac":
-                return (0, bytes(_simlink.P["unique_id"])[:6])
+                # The base MAC (machine.unique_id()) plus 2, as ESP-IDF derives it.
+                base = int.from_bytes(bytes(_simlink.P["unique_id"])[:6], "big")
+                return (0, ((base + 2) % (1 << 48)).to_bytes(6, "big"))
             if names[0] == "gap_name":
                 return self._name
             raise ValueError("unknown config param")
