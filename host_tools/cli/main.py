@@ -57,6 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # The system refused something (a path, a port, a socket): say what, in one line.
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a bare traceback
+        if debug:
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: run with --debug for the traceback, and please report it", err=True)
+        return 70
     return rv if isinstance(rv, int) else 0
 
 
