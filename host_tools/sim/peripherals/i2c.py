@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .environment import Environment
-from .faults import Fault, StuckBus
-from .peripheral import BusError, Peripheral
+from .peripheral import BusError, BusFaults, Peripheral
 
 # MicroPython's I2C.scan() probes 0x08..0x77; the rest are reserved by the I2C specification.
 SCAN_RANGE = range(0x08, 0x78)
@@ -72,7 +71,7 @@ class I2CDevice(Peripheral):
         return {**super().describe(), "address": self.address}
 
 
-class I2CBus:
+class I2CBus(BusFaults):
     """One virtual I2C bus: routes each transaction to the device with that address."""
 
     def __init__(self, bus_id: int, *, scl: int | None = None, sda: int | None = None) -> None:
@@ -107,17 +106,8 @@ class I2CBus:
     # -- faults ------------------------------------------------------------------------------
 
     @property
-    def stuck(self) -> bool:
-        """SDA is held low, by the bus itself or by one of its devices."""
-        return self._stuck or any(d.holds_bus for d in self._devices.values())
-
-    def apply_fault(self, fault: Fault) -> None:
-        if not isinstance(fault, StuckBus):
-            raise ValueError(f"'{fault}' applies to a device, not to I2C bus {self.bus_id}")
-        self._stuck = True
-
-    def clear_faults(self) -> None:
-        self._stuck = False
+    def label(self) -> str:
+        return f"I2C bus {self.bus_id}"
 
     # -- transactions (the supervisor's API) -----------------------------------------------------
 

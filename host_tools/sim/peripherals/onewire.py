@@ -18,8 +18,7 @@ from collections import deque
 from typing import Any
 
 from .environment import Environment
-from .faults import Fault, StuckBus
-from .peripheral import Peripheral
+from .peripheral import BusFaults, Peripheral
 
 READ_ROM = 0x33
 MATCH_ROM = 0x55
@@ -190,7 +189,7 @@ class OneWireDevice(Peripheral):
         return 1
 
 
-class OneWireBus:
+class OneWireBus(BusFaults):
     """One virtual 1-Wire line on a GPIO: every device sees every slot; lows win (wired-AND)."""
 
     def __init__(self, pin: int) -> None:
@@ -215,16 +214,8 @@ class OneWireBus:
         return device
 
     @property
-    def stuck(self) -> bool:
-        return self._stuck or any(d.holds_bus for d in self._devices.values())
-
-    def apply_fault(self, fault: Fault) -> None:
-        if not isinstance(fault, StuckBus):
-            raise ValueError(f"'{fault}' applies to a device, not to the 1-Wire bus on {self.pin}")
-        self._stuck = True
-
-    def clear_faults(self) -> None:
-        self._stuck = False
+    def label(self) -> str:
+        return f"the 1-Wire bus on {self.pin}"
 
     # -- the supervisor's API: MicroPython's _onewire primitives ---------------------------------
 

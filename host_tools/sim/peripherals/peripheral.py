@@ -95,3 +95,27 @@ class Peripheral:
         """JSON-ready state for a status report; models add their own fields."""
         faults = [str(fault) for fault in self.faults]
         return {"name": self.name, "model": type(self).__name__, "faults": faults}
+
+
+class BusFaults:
+    """What can go wrong with a bus itself (its devices have their own faults): a line held
+    low, by the bus or by one of its devices. Used by the I2C, SPI and 1-Wire buses."""
+
+    _stuck: bool
+    _devices: Mapping[Any, Peripheral]
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def stuck(self) -> bool:
+        return self._stuck or any(d.holds_bus for d in self._devices.values())
+
+    def apply_fault(self, fault: Fault) -> None:
+        if not isinstance(fault, StuckBus):
+            raise ValueError(f"'{fault}' applies to a device, not to {self.label}")
+        self._stuck = True
+
+    def clear_faults(self) -> None:
+        self._stuck = False

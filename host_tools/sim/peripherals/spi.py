@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .environment import Environment
-from .faults import Fault, StuckBus
-from .peripheral import Peripheral
+from .peripheral import BusFaults, Peripheral
 
 
 class SPIDevice(Peripheral):
@@ -34,7 +33,7 @@ class SPIDevice(Peripheral):
         return {**super().describe(), "cs": self.cs}
 
 
-class SPIBus:
+class SPIBus(BusFaults):
     """One virtual SPI bus: full-duplex transfers reach whichever devices' CS is low."""
 
     def __init__(
@@ -86,16 +85,8 @@ class SPIBus:
     # -- faults --------------------------------------------------------------------------------
 
     @property
-    def stuck(self) -> bool:
-        return self._stuck or any(d.holds_bus for d in self._devices.values())
-
-    def apply_fault(self, fault: Fault) -> None:
-        if not isinstance(fault, StuckBus):
-            raise ValueError(f"'{fault}' applies to a device, not to SPI bus {self.bus_id}")
-        self._stuck = True
-
-    def clear_faults(self) -> None:
-        self._stuck = False
+    def label(self) -> str:
+        return f"SPI bus {self.bus_id}"
 
     # -- transfers (the supervisor's API) ------------------------------------------------------
 
