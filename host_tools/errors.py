@@ -31,3 +31,18 @@ class SimError(MoteError):
     """The virtual board could not start or was driven into an impossible state."""
 
     exit_code = 4
+
+
+class ProtocolError(MoteError):
+    """The node answered badly, refused a request, or did not answer.
+
+    `err` is the node's error code (`bad_value`, `bad_key`, ...) for a refused request, or the
+    host's own for what it found: `timeout`, `repl` (the node is at the MicroPython REPL),
+    `bad_version`, `bad_reply`.
+    """
+
+    exit_code = 5
+
+    def __init__(self, message: str, hint: str = "", err: str = "") -> None:
+        super().__init__(message, hint)
+        self.err = err

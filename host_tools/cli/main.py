@@ -25,12 +25,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `mote --help` stays fast and a broken optional command
     # cannot break the others at import time.
-    from host_tools.cli import air, flash, sim
+    from host_tools.cli import air, flash, node, sim
 
     cli.add_command(sim.sim)
     cli.add_command(sim.simctl)
     cli.add_command(flash.flash)
     cli.add_command(air.air)
+    for command in node.COMMANDS:
+        cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""The console protocol (docs/protocol.md): framing, and the NodeClient over a transport."""
