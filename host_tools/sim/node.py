@@ -23,7 +23,7 @@ ROM_DIR = Path(__file__).resolve().parent / "rom"
 
 def preload_modules(board: dict[str, Any], script_mode: bool = False) -> list[str]:
     """The shims a board's interpreter loads at boot: its port's built-in modules."""
-    mods = ["time", "machine", "_onewire", "onewire"]
+    mods = ["_gc", "time", "machine", "_onewire", "onewire"]
     if script_mode:
         mods.append("_simctl")
     if "ble" in board.get("radios", ()):

@@ -172,6 +172,7 @@ class VirtualBoard:
             "rtc_memory": list(self.rtc_memory),
             "unique_id": list(bytes.fromhex(self.power.unique_id_hex)),
             "freq_hz": self.freq_hz,
+            "heap_bytes": b["micropython"]["heap_bytes"],
             "heap_free_bytes": b["micropython"]["heap_bytes"] - _BOOT_ALLOC_BYTES,
             "clock": self.clock.node_params(self.boot_sim_ms, self.power.rtc_offset_s),
             "script": self.script,
@@ -421,6 +422,7 @@ class VirtualBoard:
             "uart_rx_dropped": self.uart_rx_dropped,
             "history": self.history[-20:],
             "node_id": self.node_id,
+            "unique_id": self.power.unique_id_hex,
             "ble_adv_sent": self.ble.sent if self.ble is not None else 0,
             "hardware": self.hw.describe(),
         }

@@ -69,11 +69,17 @@ def test_sleep_moves_the_clock_and_the_rtc_starts_in_2000():
     time.sleep_ms(250)
     assert time.ticks_diff(time.ticks_ms(), t0) >= 250
     assert time.localtime()[0] == 2000
+    # the ports count from 2000-01-01, not 1970 (the unix port's epoch)
+    assert 0 <= time.time() < 3600
+    assert time.mktime((2000, 1, 1, 0, 0, 0, 0, 0)) == 0
+    assert time.gmtime(86400)[:3] == (2000, 1, 2)
+    assert abs(time.time_ns() // 1_000_000_000 - time.time()) <= 1
     rtc = machine.RTC()
     rtc.datetime((2026, 11, 21, 5, 14, 30, 0, 0))
     y, mo, d, _wd, h, mi = rtc.datetime()[:6]
     assert (y, mo, d, h, mi) == (2026, 11, 21, 14, 30)
     assert time.localtime()[:5] == (2026, 11, 21, 14, 30)
+    assert time.time() == time.mktime((2026, 11, 21, 14, 30, time.localtime()[5], 0, 0))
 
 
 def test_reset_constants_and_rtc_memory_per_port():

@@ -53,6 +53,7 @@ import _simlink  # noqa: E402
 _simlink.init(P, _link_rx, _link_tx)
 for _name in P["preload"]:
     __import__(_name)
+sys.modules["gc"] = sys.modules["_gc"]  # user code sees the board's heap (see _gc.py)
 vfs.umount(_MOUNT)
 sys.path.clear()
 sys.path.extend(["", ".frozen", "/lib"])

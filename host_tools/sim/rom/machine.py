@@ -302,12 +302,6 @@ class ADC:
         self._pin = _pin_id(pin) if not (not _ESP32 and pin == 30) else 30
         self._atten = ADC.ATTN_0DB if atten is None else atten
 
-    def atten(self, atten):
-        self._atten = atten
-
-    def width(self, bits):
-        pass
-
     def _read(self):
         status, data = _simlink.call(_OP_ADC, struct.pack("<HB", self._pin, self._atten))
         return struct.unpack("<HI", data)
@@ -315,11 +309,20 @@ class ADC:
     def read_u16(self):
         return self._read()[0]
 
-    def read(self):
-        return self._read()[0] >> 4
+    if _ESP32:
+        # The rp2 port's ADC has read_u16() only (ports/rp2/machine_adc.c).
 
-    def read_uv(self):
-        return self._read()[1]
+        def atten(self, atten):
+            self._atten = atten
+
+        def width(self, bits):
+            pass
+
+        def read(self):
+            return self._read()[0] >> 4
+
+        def read_uv(self):
+            return self._read()[1]
 
 
 class RTC:

@@ -19,6 +19,7 @@ _sim_ref_ms = _clk["sim_ref_ms"]
 _boot_ms = _clk["boot_sim_ms"]
 _skip_ms = 0.0  # sleep time this boot has skipped ahead of the real clock
 
+_EPOCH_2000 = const(946684800)  # 2000-01-01 in seconds since 1970
 _PERIOD = const(1 << 30)
 _MASK = const((1 << 30) - 1)
 _HALF = const(1 << 29)
@@ -31,12 +32,13 @@ def sim_ms():
 
 
 def _wall_s():
+    # Seconds since 1970 (the host's epoch, which the supervisor keeps the RTC in).
     return _clk["rtc_offset_s"] + sim_ms() / 1000
 
 
 def set_wall(seconds):
-    # Used by machine.RTC: make the wall clock read `seconds` now.
-    _clk["rtc_offset_s"] += seconds - _wall_s()
+    # Used by machine.RTC: make the wall clock read `seconds` (since 2000) now.
+    _clk["rtc_offset_s"] += seconds + _EPOCH_2000 - _wall_s()
 
 
 def ticks_ms():
@@ -59,12 +61,16 @@ def ticks_diff(ticks1, ticks2):
     return ((ticks1 - ticks2 + _HALF) & _MASK) - _HALF
 
 
+# The esp32 and rp2 ports count time from 2000-01-01 (MICROPY_EPOCH_IS_2000), the unix port
+# from 1970: time() is 0 at the power-on date of both boards.
+
+
 def time():
-    return int(_wall_s())
+    return int(_wall_s()) - _EPOCH_2000
 
 
 def time_ns():
-    return int(_wall_s() * 1_000_000_000)
+    return int((_wall_s() - _EPOCH_2000) * 1_000_000_000)
 
 
 def _sleep_ms(ms):
@@ -91,13 +97,13 @@ def sleep_us(us):
 
 
 def gmtime(secs=None):
-    return _rt.gmtime(time() if secs is None else secs)
+    return _rt.gmtime((time() if secs is None else secs) + _EPOCH_2000)
 
 
 def localtime(secs=None):
     # Boards have no time zone: local time is UTC.
-    return _rt.gmtime(time() if secs is None else secs)
+    return gmtime(secs)
 
 
 def mktime(t):
-    return _rt.mktime(t)
+    return _rt.mktime(t) - _EPOCH_2000
