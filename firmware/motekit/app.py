@@ -1,23 +1,25 @@
-# The minimal duty cycle: banner, host-wait window after a cold boot, one logged wake, deep
-# sleep until the next period. The full sampling pipeline comes with the firmware-core issue.
+# The node application: wake, sample, decide, report, sleep; always reachable from a laptop.
 #
 #   from motekit import app
-#   app.run()
+#   app.run()                      # from /main.py; returns only when the host stops it
 #
-# /config.json (optional): {"period_s": 60, "host_wait_ms": 3000}
-# On ports with RTC memory (esp32) the wake counter survives deep sleep.
+# Each wake: reset cause -> crash bookkeeping (safe mode after cfg safe_mode_after crashes in a
+# row) -> host-wait window after a power-on or reset (not after a deep-sleep wake) -> watchdog on
+# -> power the sensors, sample, filter, calibrate -> decide -> uplinks -> save retained state ->
+# sleep until the next period, kept wake to wake. Boards with RTC memory deep sleep; the others
+# (rp2, whose deepsleep loses RAM) stay in this loop and lightsleep. docs/node-files.md has more.
 import json
-import struct
+import sys
 import time
 
 import machine
-from micropython import const
 
-from motekit import VERSION
+from motekit import VERSION, cal, config, log, report, stats, store
+from motekit.retained import Retained
+from motekit.sensors import Sensors
 
-_DEFAULT_PERIOD_S = const(60)
-_DEFAULT_HOST_WAIT_MS = const(3000)
 _CAUSES = ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET")
+_HYSTERESIS_V = 0.1  # battery must recover this far above a threshold to leave it
 
 
 def reset_cause_name():
@@ -28,45 +30,341 @@ def reset_cause_name():
     return "UNKNOWN_%d" % cause
 
 
-def _load(path, default):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
+def _now_ms():
+    return time.time_ns() // 1_000_000
 
 
-def _wake_count():
-    # RTC memory holds a little-endian u32 wake counter; absent or foreign content restarts it.
-    rtc = machine.RTC()
-    if not hasattr(rtc, "memory"):
-        return 0, None
-    mem = rtc.memory()
-    count = struct.unpack("<I", mem)[0] if len(mem) == 4 else 0
-    return count, rtc
+class App:
+    def __init__(self):
+        self.boot_ticks = time.ticks_ms()
+        board, _ = store.read_json("/board.json")
+        self.board = board if isinstance(board, dict) else {}
+        self.cause = reset_cause_name()
+        self.cfg, self.problems = config.load()
+        log.set_level(self.cfg["log_level"])
+        self.cal = cal.load()
+        sleep = self.board.get("sleep") or {}
+        self.deep = sleep.get("mode", "deep") == "deep"
+        self.retained = Retained(sleep.get("rtc_memory_bytes", 0) if self.deep else 0)
+        st = self.retained.load()
+        if st is None:
+            st = {}
+            if self.retained.problem == "crc":
+                log.warning("retained state failed its CRC: starting afresh")
+        else:
+            log.restore(st.get("log", []), st.get("drop", 0))
+        self.st = st
+        self.mode = "run"
+        self.safe_reason = None
+        self.wdt = None
+        self.wdt_ms = 0
+        self.hub = None
+        self._console = None
+        for p in self.problems:
+            log.warning("config: " + p)
+
+    # Modules most wakes never need are imported when needed: on an ESP32 every wake is a boot,
+    # and each module's bytecode costs heap (docs/node-files.md, "Heap budget").
+    @property
+    def console(self):
+        if self._console is None:
+            from motekit import console
+
+            self._console = console.Console(self._handlers)
+        return self._console
+
+    def _handlers(self):
+        from motekit import commands
+
+        return commands.handlers(self)
+
+    # --- things the console commands call -------------------------------------------------------
+    def configured(self):
+        log.set_level(self.cfg["log_level"])
+        self.problems = []
+
+    def sample(self, raw=False, hub=None):
+        hub = hub or Sensors(self.board, self.cfg["sensors"])
+        self.hub = hub
+        s = hub.sample(self.cfg["filter_n"], self.cfg["outlier"], raw)
+        values = s["values"]
+        if raw:
+            s["raw"] = {ch: self._round(hub, ch, v) for ch, v in values.items()}
+        for ch in values:
+            sid, q = ch.split(".")
+            values[ch] = self._round(hub, ch, cal.apply(self.cal, sid, q, values[ch]))
+        return s
+
+    def _round(self, hub, ch, v):
+        d = hub.decimals.get(ch)
+        return v if d is None else round(v, d)
+
+    # --- boot -------------------------------------------------------------------------------------
+    def boot(self):
+        print("motekit %s board=%s reset=%s" % (VERSION, self.board.get("name"), self.cause))
+        self.st["wakes"] = self.st.get("wakes", 0) + 1
+        if self.cause != "DEEPSLEEP_RESET":
+            self.st.pop("next", None)  # a reset starts a new schedule: no missed periods
+        crashes = self.retained.crashes(self.st)
+        if crashes >= self.cfg["safe_mode_after"]:
+            why = self.retained.crash_why(self.st) or self.cause
+            self.mode = "safe"
+            self.safe_reason = "the app failed %d boots in a row (last: %s)" % (crashes, why)
+            log.error("SAFE MODE: " + self.safe_reason)
+            print("motekit: safe mode, the duty cycle is off; `mote release` runs it again")
+        else:
+            self.retained.set_crashes(self.st, crashes + 1)
+
+    def crashed(self, exc):
+        why = "%s: %s" % (type(exc).__name__, exc)
+        log.error("crash: " + why)
+        try:
+            self.retained.set_crashes(self.st, self.retained.crashes(self.st), why)
+            self.retained.save(self.st)
+        except (OSError, ValueError) as e:
+            print("motekit: could not save state: %s" % e)
+
+    # --- console mode -----------------------------------------------------------------------------
+    def listen(self, window_ms):
+        # Serve the console for window_ms (or until released when held or in safe mode).
+        # Returns "run", "reboot" or ("sleep", ms).
+        start = time.ticks_ms()
+        from motekit import console
+
+        console.event("listen", ms=window_ms if self.mode == "run" else -1, mode=self._mode())
+        if self.mode == "run":
+            print("motekit: host window %d ms (send hold to stay awake)" % window_ms)
+        while True:
+            if self.wdt is not None:
+                self.wdt.feed()
+            left = 500
+            if self.mode == "run":
+                left = min(left, window_ms - time.ticks_diff(time.ticks_ms(), start))
+                if left <= 0:
+                    return "run"
+            self.console.serve(left)
+            action = self.console.after
+            if action is not None:
+                self.console.after = None
+                if action == "release":
+                    if self.mode == "safe":
+                        self.retained.set_crashes(self.st, 0)
+                        log.info("safe mode left by the host")
+                    self.mode = "run"
+                    return "run"
+                return action
+
+    def _mode(self):
+        return "window" if self.mode == "run" else self.mode
+
+    # --- the duty cycle ---------------------------------------------------------------------------
+    def arm_watchdog(self):
+        if self.wdt is None:
+            self.wdt_ms = min(self.cfg["watchdog_ms"], self.board.get("watchdog_max_ms", 8000))
+            self.wdt = machine.WDT(timeout=self.wdt_ms)
+
+    def cycle(self, t0):
+        st = self.st
+        cfg = self.cfg
+        stats.reset_peak()
+        writes0 = store.writes
+        now = _now_ms()
+        if "next" not in st:
+            st["next"] = now
+        hub = Sensors(self.board, cfg["sensors"])
+        hub.power_on()
+        stats.mark()
+        s = self.sample(hub=hub)
+        hub.power_off()
+        stats.mark()
+        alarms = self._alarms(s)
+        self._ema(s["values"])
+        now_s = time.time()
+        queued = {"t": s["t"], "values": s["values"]}
+        if s["missing"]:
+            queued["missing"] = s["missing"]
+        reasons, send = report.decide(st, queued, cfg, now_s, alarms)
+        cap = self.retained.capacity
+        if not send and st["batch"] and cap and len(json.dumps(st["batch"])) > cap // 2:
+            send = True  # the batch must fit in RTC memory: send what we have
+            reasons.append("batch")
+        stats.mark()
+        radio_ms = {}  # type: dict
+        if send:
+            from motekit import uplinks
+            from motekit.nvcounter import NvCounter
+
+            seq = NvCounter("/seq.json", st, "seq").next()
+            rep = report.build(st, seq, reasons, self._battery(s), st.get("faults", []))
+            ups = uplinks.open_uplinks(cfg["uplinks"], self.board)
+            took = uplinks.send_all(ups, rep, not st.get("crit"), radio_ms)
+            log.debug("report %d (%s) to %s" % (seq, ",".join(reasons), ",".join(took)))
+            st["batch"] = []
+            st["last_up"] = now_s
+        stats.mark()
+        # Wake to wake: the next wake is one period after this one was due, whatever this cost.
+        period_ms = cfg["sample_period"] * 1000
+        if st.get("low"):
+            period_ms *= cfg["low_battery_factor"]
+        nxt = st["next"] + period_ms
+        now = _now_ms()
+        missed = 0
+        while nxt <= now:
+            nxt += period_ms
+            missed += 1
+        if missed:
+            log.warning("missed %d period(s)" % missed)
+        st["next"] = nxt
+        sleep_ms = nxt - now
+        awake_ms = time.ticks_diff(time.ticks_ms(), t0)
+        cyc = stats.cycle(
+            self.board,
+            awake_ms,
+            hub.sensors_ms,
+            radio_ms,
+            store.writes - writes0,
+            sleep_ms,
+            cfg["battery_mah"],
+        )
+        st["stats"] = cyc
+        tot = st.setdefault("tot", {})
+        stats.add_totals(tot, cyc, send, missed)
+        vals = " ".join("%s=%s" % (k, _fmt(v)) for k, v in s["values"].items())
+        print(
+            "motekit: cycle %d t=%d %s%s%s, next in %d ms"
+            % (
+                tot["cycles"],
+                s["t"],
+                vals,
+                " missing=" + ",".join(s["missing"]) if s["missing"] else "",
+                " report=" + ",".join(reasons) if send else "",
+                sleep_ms,
+            )
+        )
+        return sleep_ms
+
+    def _battery(self, s):
+        for e in self.cfg["sensors"]:
+            if e["kind"] == "battery":
+                return s["values"].get((e.get("id") or "battery") + ".voltage")
+        return None
+
+    def _alarms(self, s):
+        st = self.st
+        cfg = self.cfg
+        alarms = []
+        faults = st.get("faults", [])
+        for sid in s["missing"]:
+            if sid not in faults:
+                log.warning("%s missing: %s" % (sid, s["errors"].get(sid)))
+                alarms.append("alarm")
+        for sid in faults:
+            if sid not in s["missing"]:
+                log.info("%s is back" % sid)
+                alarms.append("alarm")
+        st["faults"] = s["missing"]
+        v = self._battery(s)
+        if v is not None:
+            low, crit = st.get("low", False), st.get("crit", False)
+            if not low and v < cfg["low_battery_v"]:
+                st["low"] = True
+                log.warning("battery low (%.2f V): period x%d" % (v, cfg["low_battery_factor"]))
+                alarms.append("low_battery")
+            elif low and v > cfg["low_battery_v"] + _HYSTERESIS_V:
+                st["low"] = False
+                log.info("battery ok (%.2f V)" % v)
+            if not crit and v < cfg["critical_battery_v"]:
+                st["crit"] = True
+                log.error("battery critical (%.2f V): radio off" % v)
+            elif crit and v > cfg["critical_battery_v"] + _HYSTERESIS_V:
+                st["crit"] = False
+                log.info("battery above critical (%.2f V): radio on" % v)
+        return alarms
+
+    def _ema(self, values):
+        a = self.cfg["ema_alpha"]
+        if a <= 0:
+            self.st.pop("ema", None)
+            return
+        ema = self.st.setdefault("ema", {})
+        for ch, v in values.items():
+            prev = ema.get(ch)
+            ema[ch] = v if prev is None else a * v + (1 - a) * prev
+            values[ch] = self._round(self.hub, ch, ema[ch])
+
+    # --- sleeping ---------------------------------------------------------------------------------
+    def sleep(self, ms):
+        self.retained.save(self.st)
+        if self.deep:
+            machine.deepsleep(max(1, ms))
+        # No RTC memory: lightsleep, in slices the watchdog outlives, to the wall-clock target.
+        target = _now_ms() + ms
+        while True:
+            left = target - _now_ms()
+            if left <= 0:
+                return
+            if self.wdt is not None:
+                self.wdt.feed()
+                left = min(left, self.wdt_ms // 2)
+            machine.lightsleep(left)
+
+    def main(self):
+        if self.mode == "safe":
+            action = self.listen(-1)
+        elif self.cause != "DEEPSLEEP_RESET" and self.cfg["host_wait_ms"] > 0:
+            action = self.listen(self.cfg["host_wait_ms"])
+        else:
+            action = "run"
+        t0 = 0 if self.cause == "DEEPSLEEP_RESET" else time.ticks_ms()
+        while True:
+            if action == "reboot":
+                self.retained.save(self.st)
+                time.sleep_ms(50)  # let the reply leave the UART
+                machine.reset()
+            ms = None
+            if action == "run":
+                self.arm_watchdog()
+                ms = self.cycle(t0)
+                if self.retained.crashes(self.st):
+                    self.retained.set_crashes(self.st, 0)
+                if _input_waiting():
+                    self.console.serve(0)  # a hold sent while we were awake
+                if self.mode == "held":
+                    action = self.listen(-1)
+                    if action == "run":  # released: this period's cycle is done, sleep it out
+                        action = ("sleep", None)
+                    continue
+            else:  # ("sleep", ms) from the console
+                ms = action[1]
+                if ms is None:
+                    ms = max(1, self.st.get("next", _now_ms()) - _now_ms())
+            self.sleep(ms)
+            action = "run"
+            t0 = time.ticks_ms()
+
+
+def _input_waiting():
+    import select
+
+    p = select.poll()
+    p.register(sys.stdin, select.POLLIN)
+    return bool(p.poll(0))
+
+
+def _fmt(v):
+    return "%.2f" % v if isinstance(v, float) else str(v)
 
 
 def run():
-    board = _load("/board.json", {}).get("name", "unknown")
-    cfg = _load("/config.json", {})
-    period_ms = int(cfg.get("period_s", _DEFAULT_PERIOD_S) * 1000)
-    cause = reset_cause_name()
-    print("motekit %s board=%s reset=%s" % (VERSION, board, cause))
-    if cause != "DEEPSLEEP_RESET":
-        wait_ms = cfg.get("host_wait_ms", _DEFAULT_HOST_WAIT_MS)
-        print("motekit: Ctrl-C within %d ms for the REPL" % wait_ms)
-        try:
-            time.sleep_ms(wait_ms)
-        except KeyboardInterrupt:
-            print("motekit: stopped by host")
-            return
-    count, rtc = _wake_count()
-    count += 1
-    if rtc is not None:
-        rtc.memory(struct.pack("<I", count))
-    t = time.localtime()
-    print(
-        "motekit: wake %d at %04d-%02d-%02d %02d:%02d:%02d, sleeping %d ms"
-        % (count, t[0], t[1], t[2], t[3], t[4], t[5], period_ms)
-    )
-    machine.deepsleep(period_ms)
+    app = App()
+    app.boot()
+    try:
+        app.main()
+    except KeyboardInterrupt:
+        app.retained.set_crashes(app.st, max(0, app.retained.crashes(app.st) - 1))
+        print("motekit: stopped by host")
+    except Exception as e:  # noqa: BLE001  the last line of defence: log, count, restart
+        sys.print_exception(e)
+        app.crashed(e)
+        time.sleep_ms(100)
+        machine.reset()

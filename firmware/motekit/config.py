@@ -36,6 +36,11 @@ class Invalid(ValueError):
     pass
 
 
+class UnknownKey(Invalid):
+    # No such setting (or no such item of a map setting).
+    pass
+
+
 def entries():
     # The schema's key entries, freshly parsed (for `config list`).
     with open(SCHEMA_PATH) as f:
@@ -54,9 +59,9 @@ def _entry(ents, key):
     top, dot, item = key.partition(".")
     e = _find(ents, top)
     if e is None or (dot and e["type"] != "map"):
-        raise Invalid("%s: no such setting" % key)
+        raise UnknownKey("%s: no such setting" % key)
     if dot and item not in e.get("keys", ()):
-        raise Invalid("%s: no such quantity" % key)
+        raise UnknownKey("%s: no such quantity" % key)
     return e, item
 
 

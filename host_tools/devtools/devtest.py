@@ -3,17 +3,22 @@
 Each file runs once per virtual board (sim-esp32 and sim-rp2 unless the file says
 `# devtest: boards=sim-esp32`) in script mode on a fresh node: the real unix-port interpreter
 with the board's heap, a littlefs root, the machine shims and device models. firmware/ and
-drivers/ are importable as on a node's /lib. The tests of one file share one node, in order.
+drivers/ are importable as on a node's /lib, compiled to .mpy as the deploy installs them (an
+ESP32's heap cannot compile the whole firmware from source). The tests of one file share one
+node, in order.
 A failure shows the MicroPython traceback; CPython-only code fails here as it would on a board.
 """
 
 import ast
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from host_tools.firmware_files import lib_tree
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS_DIR = Path(__file__).resolve().parent / "node"
@@ -72,6 +77,15 @@ def parse_output(output: str, names: list[str]) -> dict[str, Result]:
     return results
 
 
+def _compiled(root: Path, out: Path) -> Path:
+    """`root` as the deploy puts it in /lib: modules as .mpy, data files copied, under `out`."""
+    for rel, src in lib_tree(root, out).items():
+        if not src.is_relative_to(out):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / rel)
+    return out
+
+
 def run_file(path: Path, names: list[str], board: str, timeout_s: float = 120.0) -> FileRun:
     """Run `names` from the device test file `path` on a fresh `board`."""
     with tempfile.TemporaryDirectory(prefix="devtest-") as tmp:
@@ -82,8 +96,8 @@ def run_file(path: Path, names: list[str], board: str, timeout_s: float = 120.0)
         for host, node in (
             (HARNESS_DIR, "/.devtest"),
             (path.parent, "/.tests"),
-            (REPO / "firmware", "/.firmware"),
-            (REPO / "drivers", "/.drivers"),
+            (_compiled(REPO / "firmware", Path(tmp) / "firmware"), "/.firmware"),
+            (_compiled(REPO / "drivers", Path(tmp) / "drivers"), "/.drivers"),
         ):
             cmd += ["--mount", f"{host}:{node}"]
         cmd.append(str(driver))

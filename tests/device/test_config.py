@@ -463,3 +463,11 @@ def test_get_and_reset():
     assert cfg == DEFAULTS
     assert config.load(P) == (DEFAULTS, [])
     _clean()
+
+
+def test_an_unknown_key_is_told_apart_from_a_bad_value():
+    cfg, _ = config.load("/nope.json")
+    _devtest.raises(config.UnknownKey, config.validate, "colour", 1)
+    _devtest.raises(config.UnknownKey, config.validate, "thresholds.colour", 1.0)
+    e = _devtest.raises(config.Invalid, config.validate, "sample_period", 0)
+    assert not isinstance(e, config.UnknownKey)

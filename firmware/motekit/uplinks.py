@@ -1,0 +1,53 @@
+# The uplinks a report is handed to, by name from /config.json "uplinks". `console` writes the
+# report as a protocol event frame on the serial line (docs/protocol.md); the radio uplinks
+# (BTHome over BLE, LoRaWAN) come with their own modules and say so when this firmware lacks
+# them. RADIO names the board.json power figure the energy estimate charges the send time to.
+import time
+
+from motekit import console, log
+
+
+class ConsoleUplink:
+    RADIO = None
+
+    def send(self, report):
+        console.event("report", data=report)
+
+
+_MISSING = {}  # type: dict
+
+
+def open_uplinks(names, board):
+    out = []
+    for name in names:
+        if name == "console":
+            out.append((name, ConsoleUplink()))
+            continue
+        try:
+            mod = __import__("motekit.up_" + name, None, None, ["Uplink"])
+            out.append((name, mod.Uplink(board)))
+        except ImportError:
+            if name not in _MISSING:
+                _MISSING[name] = True
+                log.warning("uplink %s: not in this firmware" % name)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.error("uplink %s: %s" % (name, e))
+    return out
+
+
+def send_all(uplinks, report, radio_on, radio_ms):
+    # Returns the names that took the report; time per radio kind is added to radio_ms.
+    sent = []
+    for name, up in uplinks:
+        if up.RADIO is not None and not radio_on:
+            continue
+        t0 = time.ticks_ms()
+        try:
+            up.send(report)
+            sent.append(name)
+        except (OSError, ValueError, RuntimeError) as e:
+            log.error("uplink %s: %s" % (name, e))
+        if up.RADIO is not None:
+            kind = up.RADIO
+            radio_ms[kind] = radio_ms.get(kind, 0) + time.ticks_diff(time.ticks_ms(), t0)
+    return sent

@@ -1,0 +1,76 @@
+# The node side of the console protocol (firmware/motekit/console.py, docs/protocol.md).
+import binascii
+import json
+
+import _devtest
+from motekit import console
+
+
+def _frame(body):
+    # Built by hand from the spec, independently of console.encode.
+    head = body + " "
+    return (head + "%08x" % (binascii.crc32(head.encode()) & 0xFFFFFFFF)).encode()
+
+
+def test_encode_matches_the_spec_byte_for_byte():
+    out = console.encode(7, {"ok": True})
+    assert out.endswith("\n")
+    line = out[:-1]
+    head = line[: line.rfind(" ") + 1]
+    assert head.startswith("@M1 7 ")
+    assert json.loads(head[6:-1]) == {"ok": True}
+    assert line.encode() == _frame(head[:-1])
+
+
+def test_encode_escapes_non_ascii():
+    out = console.encode(1, {"msg": "25\u00b0C"})
+    assert all(ord(c) < 128 for c in out), out
+    fid, obj = console.parse(out[:-1].encode())
+    assert (fid, obj) == (1, {"msg": "25\u00b0C"})
+
+
+def test_parse_round_trip_and_ids():
+    for fid in (1, 9, 65535):
+        assert console.parse(_frame('@M1 %d {"cmd":"ping"}' % fid)) == (fid, {"cmd": "ping"})
+    # JSON may contain spaces: it runs to the last space
+    assert console.parse(_frame('@M1 3 {"cmd": "config", "key": "a b"}'))[1]["key"] == "a b"
+
+
+def _refused(line):
+    e = _devtest.raises(console.Refused, console.parse, line)
+    return e.err, e.msg
+
+
+def test_parse_refuses_damage_with_a_reason():
+    good = _frame('@M1 5 {"cmd":"info"}')
+    flipped = bytearray(good)
+    flipped[10] ^= 0x01
+    assert _refused(bytes(flipped)) == ("bad_frame", "crc mismatch")
+    assert _refused(good[:-1]) == ("bad_frame", "no crc")
+    assert _refused(good[:-9] + b" zzzzzzzz") == ("bad_frame", "bad crc field")
+    assert _refused(b"@M") == ("bad_frame", "no version")
+    assert _refused(_frame('@M2 5 {"cmd":"info"}'))[0] == "bad_version"
+    assert _refused(_frame('@M1 x {"cmd":"info"}')) == ("bad_frame", "bad id")
+    assert _refused(_frame('@M1 70000 {"cmd":"info"}')) == ("bad_frame", "bad id")
+    assert _refused(_frame("@M1 5 [1,2]")) == ("bad_frame", "json is not an object")
+    assert _refused(_frame("@M1 5 {nope")) == ("bad_frame", "bad json")
+
+
+def test_console_dispatch_dedups_a_retried_id():
+    calls = []
+
+    def info(req):
+        calls.append(req)
+        return {"n": len(calls)}
+
+    con = console.Console({"info": info})
+    first = con._run({"cmd": "info"})
+    assert first == {"ok": True, "data": {"n": 1}}
+    assert con._run({"cmd": "nope"})["err"] == "unknown_cmd"
+    assert con._run({"cmd": 3})["err"] == "unknown_cmd"
+
+    def broken(req):
+        return req["missing"]
+
+    con.handlers["broken"] = broken
+    assert con._run({"cmd": "broken"})["err"] == "bad_args"
