@@ -16,7 +16,7 @@ def boot_banner(node: Node, timeout: float = 15) -> tuple[str, str, str]:
 
 
 def test_node_boots_and_reports_its_version(node: Node, firmware_version: str) -> None:
-    node.install_firmware({"period_s": 60, "host_wait_ms": 3000})
+    node.install_firmware({"version": 2, "sample_period": 60, "host_wait_ms": 3000})
     node.hard_reset()
     version, board, cause = boot_banner(node)
     assert version == firmware_version
@@ -27,7 +27,7 @@ def test_node_boots_and_reports_its_version(node: Node, firmware_version: str) -
 
 
 def test_node_survives_a_soft_reset(node: Node) -> None:
-    node.install_firmware({"period_s": 60, "host_wait_ms": 3000})
+    node.install_firmware({"version": 2, "sample_period": 60, "host_wait_ms": 3000})
     node.hard_reset()
     boot_banner(node)
     node.interrupt_to_repl()
@@ -42,18 +42,20 @@ def test_node_survives_a_soft_reset(node: Node) -> None:
     assert out.strip() == "False"  # the heap was cleared
 
 
-def test_node_survives_a_deep_sleep_cycle(node: Node) -> None:
-    node.install_firmware({"period_s": 2, "host_wait_ms": 500})
+def test_node_sleeps_between_cycles_and_keeps_its_state(node: Node) -> None:
+    node.install_firmware({"version": 2, "sample_period": 10, "host_wait_ms": 500})
     node.hard_reset()
     boot_banner(node)
-    node.read_until(r"motekit: wake 1 at .*, sleeping 2000 ms")
-    _, _, cause = boot_banner(node, timeout=30)
-    if node.board["port"] == "esp32":
+    out = node.read_until(r"motekit: cycle 1 t=(\d+) .*, next in (\d+) ms")
+    m = re.search(rb"cycle 1 t=(\d+) .*, next in (\d+) ms", out)
+    assert m and 9000 < int(m[2]) <= 10000
+    if node.board["sleep"]["mode"] == "deep":
+        _, _, cause = boot_banner(node, timeout=30)
         assert cause == "DEEPSLEEP_RESET"
-        node.read_until(r"motekit: wake 2 ")  # RTC memory kept the counter
-    else:
-        assert cause == "WDT_RESET"  # rp2's deepsleep ends in a watchdog reboot
-        node.read_until(r"motekit: wake 1 ")  # and it has no RTC memory
+    # the next cycle counts on (RTC memory, or RAM through lightsleep) and keeps the grid
+    out = node.read_until(r"motekit: cycle 2 t=(\d+) ", timeout=30)
+    t2 = re.search(rb"cycle 2 t=(\d+) ", out)
+    assert t2 and abs(int(t2[1]) - int(m[1]) - 10) <= 1
 
 
 def test_file_deployed_with_mpremote_lands_on_littlefs_and_survives_reset(

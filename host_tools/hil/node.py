@@ -15,6 +15,7 @@ from mpremote.transport_serial import SerialTransport
 from host_tools import firmware_files
 from host_tools.errors import TransportError
 from host_tools.hil.reset import NoResetLine, reset_for
+from host_tools.protocol.client import NodeClient
 from host_tools.sim.launcher import SimProcess
 
 PROMPT = b">>> "
@@ -65,6 +66,11 @@ class Node:
 
     def write(self, data: bytes) -> None:
         self.serial.write(data)
+
+    def console(self) -> NodeClient:
+        """A console-protocol client (docs/protocol.md) over this node's open port. What it
+        reads goes into the node log too; output already read and not consumed comes first."""
+        return NodeClient(_PortLink(self))
 
     def read_until(self, pattern: bytes | str, timeout: float = 10.0) -> bytes:
         """Read until `pattern` (bytes literal or regex str) appears; return all read so far."""
@@ -168,3 +174,32 @@ class Node:
                 cfg.write_text(json.dumps(config))
                 extra["/config.json"] = cfg
             firmware_files.install(self.port, self.board["name"], extra)
+
+
+class _PortLink:
+    """The host_tools.transport shape over a Node's already open port."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.name = node.port
+
+    def read(self, timeout_s: float) -> bytes:
+        if self.node._buf:
+            data = bytes(self.node._buf)
+            self.node._buf.clear()
+            return data
+        port = self.node.serial
+        deadline = time.monotonic() + timeout_s
+        while True:
+            data: bytes = port.read(port.in_waiting or 1)
+            if data:
+                self.node.log += data
+                return data
+            if time.monotonic() >= deadline:
+                return b""
+
+    def write(self, data: bytes) -> None:
+        self.node.serial.write(data)
+
+    def close(self) -> None:
+        pass  # the Node owns the port
