@@ -1,81 +1,126 @@
 """`make demo`: the main journey as far as it exists today.
 
-Start a virtual ESP32 node, put the firmware on it over its serial port, reset it, and watch it
-wake, log and deep-sleep, an hour of duty cycles in a few seconds, then stop.
+Start a virtual ESP32 node with an SHT41 on its I2C bus, put the firmware on it over its serial
+port with mpremote, catch it in its host window and configure it over the console protocol,
+then watch it sample, report on change and on heartbeat, and deep-sleep through half a
+simulated day in a few seconds, decoding every report it sends. A sensor is unplugged on the
+way; finally the node is caught at a wake and shows what its cycles cost. Then it stops.
 """
 
 import json
 import re
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import serial
 from rich.console import Console
 
 from host_tools import firmware_files
+from host_tools.cli import node_view
+from host_tools.errors import ProtocolError
+from host_tools.protocol.client import NodeClient
+from host_tools.protocol.framing import Decoder, Frame, Text
 from host_tools.sim.launcher import SimProcess
-from host_tools.sim.resets import cause_name
+from host_tools.transport.serial import SerialTransport
 
 BOARD = "sim-esp32"
-SPEED = 3600.0
+SPEED = 2000.0
 PERIOD_S = 600
-WAKES = 7
-WAKE = re.compile(rb"motekit: wake (\d+) ")
+HOURS = 12
+CONFIG = {
+    "version": 2,
+    "sample_period": 300,
+    "heartbeat": 3600,
+    "host_wait_ms": 3000,
+    "sensors": [{"kind": "battery"}, {"kind": "sht4x"}],
+    "battery_mah": 2500,
+}
+# What happens to the world around the node, at simulated hours since the first wake.
+EVENTS = [
+    (3.0, "the sun comes in: 22 -> 27 °C", {"env": {"temperature_c": 27.0}}),
+    (6.0, "someone unplugs the SHT41", {"fault": {"target": "i2c0:0x44", "spec": "detach"}}),
+    (8.0, "and plugs it back in", {"clear_faults": {}}),
+]
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_CYCLE = re.compile(r"motekit: cycle (\d+) t=(\d+) ")
 
 
 def main() -> int:
     con = Console(highlight=False)
     con.rule("[bold]Motekit demo")
-    con.print(f"Starting virtual board [bold]{BOARD}[/] at {SPEED:g}x (one hour of sleep per s)")
+    con.print(f"Starting virtual board [bold]{BOARD}[/] at {SPEED:g}x, an SHT41 on i2c0")
     with SimProcess(BOARD, speed=SPEED) as sim:
+        sim.control.request("attach", model="sht4x", bus="i2c0", addr=0x44)
         con.print(f"  serial port: [cyan]{sim.port}[/]  (try: mpremote connect {sim.port} repl)")
-        con.print("Copying the firmware to the node with mpremote (its flash starts blank)")
+        con.print("Flashing: the firmware as .mpy, board.json and config.json, with mpremote")
         t0 = time.monotonic()
-        firmware_files.install(sim.port, BOARD, _config(sim))
+        cfg = Path(sim.state_dir).parent / "config.json"
+        cfg.write_text(json.dumps(CONFIG))
+        firmware_files.install(sim.port, BOARD, {"/config.json": cfg})
         con.print(f"  done in {time.monotonic() - t0:.1f} s over a 115200-baud link")
-        con.print(f"Resetting the node; it wakes every {PERIOD_S // 60} min, then deep-sleeps")
-        con.print("[dim](left: real seconds since the reset; the node prints its own clock)[/]\n")
-        with serial.Serial(sim.port, 115200, timeout=0.2) as port:
+        with SerialTransport(sim.port) as port:
+            node = NodeClient(port)
             sim.control.request("reset", kind="button")
-            seen = _watch(con, sim, port)
-        status = sim.control.request("status")
-    hours = status["sim_ms"] / 3_600_000
-    con.print()
+            con.print("\n[bold]Reset; catching the node in its host window (mote info)[/]")
+            node.catch(10)
+            node_view.info(node.request("info"))
+            con.print("\n[bold]mote config set sample_period 0[/]")
+            try:
+                node.request("config", op="set", key="sample_period", value=0)
+            except ProtocolError as exc:
+                con.print(f"  refused: [red]{exc}[/]")
+            node.request("config", op="set", key="sample_period", value=PERIOD_S)
+            con.print(f"[bold]mote config set sample_period {PERIOD_S}[/]: accepted, saved")
+            node.request("release")
+            con.print(f"\n[bold]Released: {HOURS} simulated hours of duty cycles[/]")
+            reports = _watch(con, sim, port)
+            con.print("\n[bold]Caught at a wake: what the cycles cost (mote stats)[/]")
+            node = NodeClient(port)
+            with node.session(wait_s=20):
+                node_view.stats(node.request("stats"))
     con.rule("[bold]Summary")
-    con.print(
-        f"{seen} wakes logged; simulated clock at {hours:.2f} h after {status['boots']} boots"
-    )
-    causes = sorted({cause_name(h["cause"]) for h in status["history"]})
-    con.print(f"reset causes seen: {', '.join(causes)}")
+    con.print(f"{reports} reports decoded over {HOURS} simulated hours.")
     con.print("Next: `make test` runs every test layer; `make sim` starts a board to play with.")
-    return 0 if seen >= WAKES else 1
+    return 0 if reports >= HOURS // 2 else 1
 
 
-def _config(sim: SimProcess) -> dict[str, Path]:
-    cfg = Path(sim.state_dir).parent / "config.json"
-    cfg.write_text(json.dumps({"period_s": PERIOD_S, "host_wait_ms": 3000}))
-    return {"/config.json": cfg}
+def _watch(con: Console, sim: SimProcess, port: SerialTransport) -> int:
+    decoder = Decoder()
+    events = list(EVENTS)
+    t_first = None
+    reports = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        for item in decoder.feed(port.read(0.05)):
+            if isinstance(item, Text) and (m := _CYCLE.search(item.text)):
+                t = int(m[2])
+                t_first = t if t_first is None else t_first
+                hours = (t - t_first) / 3600
+                if hours >= HOURS:
+                    return reports
+                while events and hours >= events[0][0]:
+                    _, what, action = events.pop(0)
+                    con.print(f"[yellow]  {_clock(t)}  world: {what}[/]")
+                    for cmd, args in action.items():
+                        sim.control.request(cmd, **args)
+            elif isinstance(item, Frame) and item.obj.get("ev") == "report":
+                reports += 1
+                con.print(_report_line(item.obj["data"]))
+    return reports
 
 
-def _watch(con: Console, sim: SimProcess, port: serial.Serial) -> int:
-    buf = b""
-    wakes = 0
-    t0 = time.monotonic()
-    deadline = t0 + 60
-    while wakes < WAKES and time.monotonic() < deadline:
-        buf += port.read(4096)
-        while b"\n" in buf:
-            line, _, buf = buf.partition(b"\n")
-            text = line.rstrip(b"\r").decode(errors="replace")
-            if not text.strip():
-                continue
-            stamp = f"[dim]{time.monotonic() - t0:6.2f} s[/]"
-            style = "bold green" if text.startswith("motekit") else "dim"
-            con.print(f"{stamp} [{style}]{text}[/]")
-            if WAKE.search(line):
-                wakes += 1
-    return wakes
+def _report_line(rep: dict[str, Any]) -> str:
+    s = rep["samples"][-1]
+    vals = "  ".join(node_view.value(ch, v) for ch, v in sorted(s["values"].items()))
+    missing = f"  [red]{', '.join(s['missing'])} missing[/]" if s.get("missing") else ""
+    why = ",".join(rep["reason"])
+    return f"  {_clock(s['t'])}  #{rep['seq']:<3} [green]{why:<22}[/] {vals}{missing}"
+
+
+def _clock(t: int) -> str:
+    return (_EPOCH + timedelta(seconds=t)).strftime("%H:%M")
 
 
 if __name__ == "__main__":

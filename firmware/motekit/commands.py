@@ -27,6 +27,11 @@ def fs_free():
         return -1
 
 
+def _free_heap():
+    gc.collect()  # what is free for live objects, not what garbage happens to hold
+    return gc.mem_free()
+
+
 def handlers(app):
     def ping(req):
         return {"proto": console.PROTO}
@@ -61,7 +66,7 @@ def handlers(app):
                 "uplinks": cfg["uplinks"],
             },
             "secrets": secrets.fingerprints(),
-            "free_heap": gc.mem_free(),
+            "free_heap": _free_heap(),
             "fs_free": fs_free(),
         }
         if app.mode == "safe":

@@ -94,7 +94,8 @@ def _bytes(v: Any) -> str:
     return f"{v:,} B" if isinstance(v, int) and v >= 0 else _plain(v)
 
 
-def _value(channel: str, v: Any) -> str:
+def value(channel: str, v: Any) -> str:
+    """A channel's value with its unit: 21.5 °C."""
     unit = _UNITS.get(channel.rpartition(".")[2], "")
     text = f"{v:.6g}" if isinstance(v, float) else _plain(v)
     return f"{text} {unit}".rstrip()
@@ -110,9 +111,9 @@ def samples(d: dict[str, Any]) -> None:
     for s in rows:
         raw = s.get("raw") or {}
         for ch, v in (s.get("values") or {}).items():
-            cells = [_time(s.get("t")), ch, _value(ch, v)]
+            cells = [_time(s.get("t")), ch, value(ch, v)]
             if with_raw:
-                cells.append(_value(ch, raw[ch]) if ch in raw else "")
+                cells.append(value(ch, raw[ch]) if ch in raw else "")
             table.add_row(*map(escape, cells))
         for sensor in s.get("missing") or []:
             missing[sensor] = (s.get("errors") or {}).get(sensor, "missing")
