@@ -10,6 +10,7 @@
 # A handler raises Refused(err, msg) for an error reply. The last (id, reply) is remembered so a
 # host retry of the same id is answered again without running the command twice.
 import binascii
+import io
 import json
 import select
 import sys
@@ -21,6 +22,8 @@ PROTO = const(1)
 _MAX_IN = const(1024)
 _MAX_ID = const(65535)
 _VERSION = b"1 "  # PROTO as it appears in a frame
+_HEX = b"0123456789abcdef"
+_OUT_BUF = const(128)
 
 
 class Refused(Exception):
@@ -39,17 +42,88 @@ def _ascii(s):
     return "".join(out)
 
 
+class _Frame(io.IOBase):
+    # A frame written as json.dump produces it, through a small buffer, with the CRC computed on
+    # the way: a reply of any size (config list carries the schema) costs this buffer, never
+    # its whole text in the heap. json.dump writes each string whole, so a piece never splits
+    # a UTF-8 character.
+    def __init__(self, sink):
+        self._sink = sink
+        self._buf = bytearray(_OUT_BUF)
+        self._view = memoryview(self._buf)
+        self._n = 0
+        self._carry = None
+        self._need = 0
+        self.crc = 0
+
+    def write(self, b):
+        taken = len(b)  # what the caller gave: escaping makes more to send
+        if self._carry is not None or any(c > 127 for c in b):
+            b = self._escape(b)
+        self.crc = binascii.crc32(b, self.crc)
+        n = len(b)
+        if self._n + n > _OUT_BUF:
+            self.drain()
+        if n > _OUT_BUF:
+            self._sink(b)
+        else:
+            self._buf[self._n : self._n + n] = b
+            self._n += n
+        return taken
+
+    def _escape(self, b):
+        # Non-ASCII as \\uXXXX; json.dump may hand over a UTF-8 character a byte at a time, so
+        # an unfinished one waits in _carry for its other bytes.
+        out = bytearray()
+        for c in b:
+            if self._carry is not None:
+                self._carry.append(c)
+                if len(self._carry) == self._need:
+                    out += _ascii(bytes(self._carry).decode()).encode()
+                    self._carry = None
+            elif c > 127:
+                self._need = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+                self._carry = bytearray((c,))
+            else:
+                out.append(c)
+        return out
+
+    def ioctl(self, op, arg):
+        return 0  # nothing to flush or close here: drain() sends the buffer
+
+    def drain(self):
+        if self._n:
+            self._sink(self._view[: self._n])
+            self._n = 0
+
+
+def _emit(fid, obj, sink):
+    f = _Frame(sink)
+    f.write(b"@M%d %d " % (PROTO, fid))
+    json.dump(obj, f)
+    f.write(b" ")
+    f.drain()
+    sink(b"%08x\n" % (f.crc & 0xFFFFFFFF))
+
+
 def encode(fid, obj):
-    head = "@M%d %d %s " % (PROTO, fid, json.dumps(obj))
-    b = head.encode()
-    if len(b) != len(head):
-        head = _ascii(head)
-        b = head.encode()
-    return "%s%08x\n" % (head, binascii.crc32(b) & 0xFFFFFFFF)
+    # The frame as a str (tests, and the host side's reference): what write() sends.
+    parts = []
+    _emit(fid, obj, lambda b: parts.append(bytes(b)))
+    return b"".join(parts).decode()
 
 
 def write(fid, obj):
-    sys.stdout.write(encode(fid, obj))
+    try:
+        _emit(fid, obj, _out)
+    except MemoryError:
+        # A half-written line fails its CRC at the host; end it and say what happened.
+        _out(b"\n")
+        _emit(fid, {"ok": False, "err": "failed", "msg": "reply too big for the heap"}, _out)
+
+
+def _out(b):
+    sys.stdout.buffer.write(b)
 
 
 def event(name, **fields):
@@ -65,10 +139,10 @@ def parse(line):
     crc = line[last + 1 :]
     if last < 4 or len(crc) != 8:
         raise Refused("bad_frame", "no crc")
-    try:
-        want = int(crc, 16)
-    except ValueError:
-        raise Refused("bad_frame", "bad crc field") from None
+    for c in crc:  # lowercase only: "A" for "a" would be a bit flip the CRC cannot see
+        if c not in _HEX:
+            raise Refused("bad_frame", "bad crc field")
+    want = int(crc, 16)
     if binascii.crc32(line[: last + 1]) & 0xFFFFFFFF != want:
         raise Refused("bad_frame", "crc mismatch")
     if line[2:4] != _VERSION:
@@ -100,7 +174,7 @@ class Console:
         self._over = False
         self._byte = bytearray(1)
         self._last_id = -1
-        self._last_reply = ""
+        self._last_reply = None
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
 
@@ -148,17 +222,13 @@ class Console:
             write(0, reply)
             return
         if fid == self._last_id and fid != 0:
-            sys.stdout.write(self._last_reply)
+            write(fid, self._last_reply)
             return
         reply = self._run(req)
-        try:
-            frame = encode(fid, reply)
-        except MemoryError:
-            frame = encode(fid, {"ok": False, "err": "failed", "msg": "reply too big for the heap"})
         self._last_id = fid
-        self._last_reply = frame
+        self._last_reply = reply
         self.served += 1
-        sys.stdout.write(frame)
+        write(fid, reply)
 
     def _run(self, req):
         if callable(self.handlers):  # built on the first request: most wakes never need them

@@ -48,6 +48,8 @@ def test_parse_refuses_damage_with_a_reason():
     assert _refused(bytes(flipped)) == ("bad_frame", "crc mismatch")
     assert _refused(good[:-1]) == ("bad_frame", "no crc")
     assert _refused(good[:-9] + b" zzzzzzzz") == ("bad_frame", "bad crc field")
+    # the same CRC in capitals: a bit flip (0x20) that CRC-32 cannot see, refused by the syntax
+    assert _refused(good[:-8] + good[-8:].upper()) == ("bad_frame", "bad crc field")
     assert _refused(b"@M") == ("bad_frame", "no version")
     assert _refused(_frame('@M2 5 {"cmd":"info"}'))[0] == "bad_version"
     assert _refused(_frame('@M1 x {"cmd":"info"}')) == ("bad_frame", "bad id")
@@ -74,3 +76,42 @@ def test_console_dispatch_dedups_a_retried_id():
 
     con.handlers["broken"] = broken
     assert con._run({"cmd": "broken"})["err"] == "bad_args"
+
+
+def _with_little_heap_left(fn, left):
+    # Run fn() with less than `left` bytes free; return what was free then.
+    import gc
+
+    gc.collect()
+    ballast = []
+    while gc.mem_free() > left:
+        try:
+            ballast.append(bytearray(500))
+        except MemoryError:
+            break
+    free = gc.mem_free()
+    fn()
+    return free
+
+
+def test_a_reply_bigger_than_the_free_heap_streams_out():
+    word = "x" * 200
+    obj = {"ok": True, "data": {"items": [word] * 40}}  # 8 KB of JSON, one string in RAM
+    seen = {"n": 0, "crc": 0, "before_last": 0, "head": b"", "last": b""}
+
+    def sink(b):
+        b = bytes(b)
+        if not seen["head"]:
+            seen["head"] = b[:6]
+        seen["n"] += len(b)
+        seen["before_last"] = seen["crc"]
+        seen["crc"] = binascii.crc32(b, seen["crc"])
+        seen["last"] = b
+
+    free = _with_little_heap_left(lambda: console._emit(9, obj, sink), 6000)
+    assert seen["n"] > 8000 > free
+    assert seen["head"] == b"@M1 9 "
+    assert seen["last"] == b"%08x\n" % (seen["before_last"] & 0xFFFFFFFF)
+    # and in the small, the streamed frame is what the host parses
+    small = {"ok": True, "data": {"items": [word] * 2}}
+    assert console.parse(console.encode(9, small)[:-1].encode()) == (9, small)
