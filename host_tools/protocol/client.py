@@ -37,6 +37,7 @@ from host_tools.protocol.framing import (
 from host_tools.transport import Transport
 
 HOLD_INTERVAL_S = 0.25
+_MAX_RESENDS = 8  # per try, on bad_frame errors
 _KEEP = 1000  # events and log lines kept
 
 _PROMPT = b">>> "  # the friendly REPL waiting for input
@@ -109,7 +110,18 @@ class NodeClient:
         self._sent = line.decode().rstrip("\n")
         for _ in range(tries):
             self.transport.write(line)
-            got = self._wait(fid, req, time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            resends = 0
+            while True:
+                got = self._wait(fid, req, deadline)
+                if got is not _RESEND:
+                    break
+                # A bad_frame error names no request: it may be ours, or one of many for line
+                # noise the node is still working through. Resend (the node runs an id once),
+                # a bounded number of times, and keep waiting for this try's deadline.
+                if resends < _MAX_RESENDS:
+                    resends += 1
+                    self.transport.write(line)
             if isinstance(got, Frame):
                 return self._data(cmd, got.obj)
             if self.at_repl:

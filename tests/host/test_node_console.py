@@ -4,6 +4,7 @@ that survives a reset) and the other commands."""
 
 import hashlib
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from fwnode import SHT41, FirmwareNode, firmware_node
 
 from host_tools.cli.main import main
 from host_tools.errors import ProtocolError
+from host_tools.protocol.framing import encode
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 CONFIG = {
@@ -135,3 +137,32 @@ def test_other_commands_over_the_client() -> None:
         banner = fw.wait_text(r"motekit \S+ board=sim-esp32 reset=(\w+)", timeout_s=20)
         assert banner[1] == "DEEPSLEEP_RESET"
         fw.wait_text(r"motekit: cycle \d+ ")
+
+
+def test_the_node_survives_garbage_and_damaged_frames() -> None:
+    rng = random.Random(7)
+    good = encode(4321, {"cmd": "config", "op": "set", "key": "sample_period", "value": 10})
+    with firmware_node("sim-rp2", CONFIG) as fw:
+        c = fw.client
+        c.catch(10)
+        boots = fw.control("status")["boots"]
+        for i in range(240):
+            kind = i % 4
+            if kind == 0:  # line noise (not Ctrl-C, which is the REPL's interrupt)
+                line = bytes(rng.choice([b for b in range(256) if b != 3]) for _ in range(80))
+            elif kind == 1:  # a frame with one bit flipped
+                line = bytearray(good[:-1])
+                pos, bit = rng.randrange(len(line)), 1 << rng.randrange(8)
+                if line[pos] ^ bit in (3, 10):
+                    continue
+                line[pos] ^= bit
+            elif kind == 2:  # a frame cut short
+                line = good[: rng.randrange(1, len(good) - 1)]
+            else:  # a frame far too long for the node's buffer
+                line = b"@M1 9 " + b"x" * 3000 + b" 00000000"
+            c.transport.write(bytes(line) + b"\n")
+        assert c.request("ping", timeout=10)["proto"] == 1
+        assert c.bad_frames >= 60  # the node answered damaged frames with errors...
+        assert c.request("config", op="get", key="sample_period")["value"] == 60  # ...ran none
+        assert c.request("info")["mode"] == "held"
+        assert fw.control("status")["boots"] == boots  # and never restarted
