@@ -4,10 +4,14 @@
 will compile, diff against the node's manifest and copy only what changed).
 """
 
+import hashlib
+import json
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from host_tools.boards import resolved_board_json
 from host_tools.errors import MoteError, TransportError
@@ -33,6 +37,23 @@ def node_files(board: str, workdir: Path) -> dict[str, Path]:
     return files
 
 
+def manifest(board: str, files: dict[str, Path]) -> dict[str, Any]:
+    """/manifest.json: what was deployed (firmware version, board, SHA-256 of every file)."""
+    text = (REPO / "firmware" / "motekit" / "__init__.py").read_text()
+    m = re.search(r'VERSION = "([^"]+)"', text)
+    return {
+        "fw": m[1] if m else "unknown",
+        "board": board,
+        "files": {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in sorted(files.items())},
+    }
+
+
+def manifest_file(board: str, files: dict[str, Path], workdir: Path) -> Path:
+    path = workdir / "manifest.json"
+    path.write_text(json.dumps(manifest(board, files), indent=1))
+    return path
+
+
 def lib_tree(root: Path, out: Path) -> dict[str, Path]:
     """What of `root` (firmware/ or drivers/) goes into a node's /lib: relative path -> file,
     modules compiled to .mpy under `out`, data files (.json) as they are."""
@@ -51,7 +72,9 @@ def lib_tree(root: Path, out: Path) -> dict[str, Path]:
 def install(port: str, board: str, extra: dict[str, Path] | None = None) -> None:
     """Copy the firmware (and `extra` node path -> file) to the node on `port` with mpremote."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = {**node_files(board, Path(tmp)), **(extra or {})}
+        firmware = node_files(board, Path(tmp))
+        firmware["/manifest.json"] = manifest_file(board, firmware, Path(tmp))
+        files = {**firmware, **(extra or {})}
         dirs = sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1})
         args = ["connect", port]
         # Empty /lib first (a stale .py would shadow its new .mpy), then make the directories

@@ -1,10 +1,11 @@
-"""Secrets are never printed or logged: firmware/motekit/secrets.py calls neither print nor the
-log, and nothing in the firmware passes a secret's value to them (checked on the source)."""
+"""Rules the firmware's source keeps, checked on the source: secrets are never printed or logged,
+and no board is named in firmware logic (the board file says what the node is)."""
 
 import ast
 from pathlib import Path
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware" / "motekit"
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE = REPO / "firmware" / "motekit"
 
 
 def _calls(tree: ast.AST) -> list[str]:
@@ -34,3 +35,15 @@ def test_no_firmware_module_reads_a_secret_value_except_through_get() -> None:
             continue
         calls = _calls(ast.parse(path.read_text()))
         assert "secrets.get" not in calls, path.name
+
+
+def test_no_board_or_port_is_named_in_firmware_or_driver_logic() -> None:
+    boards = {p.parent.name for p in (REPO / "boards").glob("*/board.json")}
+    assert "sim-esp32" in boards and "rpi-pico" in boards
+    ports = {"esp32", "rp2", "rp2040", "esp32s3", "esp32c3"}
+    for path in [*(REPO / "firmware").rglob("*.py"), *(REPO / "drivers").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert node.value not in boards | ports, f"{path.name}: {node.value!r}"
+            if isinstance(node, ast.Attribute) and node.attr == "platform":
+                raise AssertionError(f"{path.name} looks at sys.platform")

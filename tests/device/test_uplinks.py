@@ -1,0 +1,58 @@
+# The uplinks (firmware/motekit/uplinks.py): which get a report, and what critical battery stops.
+from motekit import log, uplinks
+
+log.echo = False
+
+
+class _Radio:
+    RADIO = "lora"
+
+    def __init__(self, fail=False):
+        self.got = []
+        self.fail = fail
+
+    def send(self, report):
+        if self.fail:
+            raise OSError("radio busy")
+        self.got.append(report)
+
+
+class _Wired:
+    RADIO = None
+
+    def __init__(self):
+        self.got = []
+
+    def send(self, report):
+        self.got.append(report)
+
+
+def test_every_uplink_gets_the_report_and_radio_time_is_charged_per_radio():
+    radio, wired = _Radio(), _Wired()
+    radio_ms = {}
+    took = uplinks.send_all([("lorawan", radio), ("console", wired)], {"seq": 1}, True, radio_ms)
+    assert took == ["lorawan", "console"]
+    assert radio.got == [{"seq": 1}] and wired.got == [{"seq": 1}]
+    assert list(radio_ms) == ["lora"] and radio_ms["lora"] >= 0
+
+
+def test_critical_battery_stops_the_radios_not_the_wire():
+    radio, wired = _Radio(), _Wired()
+    took = uplinks.send_all([("lorawan", radio), ("console", wired)], {"seq": 2}, False, {})
+    assert took == ["console"] and radio.got == []
+
+
+def test_a_failing_uplink_is_logged_and_the_others_still_send():
+    log.clear()
+    bad, wired = _Radio(fail=True), _Wired()
+    took = uplinks.send_all([("lorawan", bad), ("console", wired)], {"seq": 3}, True, {})
+    assert took == ["console"]
+    assert log.entries()[-1][1:] == ["E", "uplink lorawan: radio busy"]
+
+
+def test_an_uplink_this_firmware_lacks_is_named_once():
+    log.clear()
+    got = uplinks.open_uplinks(["console", "lorawan"], {})
+    assert [name for name, _ in got] == ["console"]
+    uplinks.open_uplinks(["lorawan"], {})
+    assert [e[2] for e in log.entries()] == ["uplink lorawan: not in this firmware"]
