@@ -234,12 +234,7 @@ def _check_gpio(board: Board, fail: Fail) -> set[int]:
 
 def _check_pins(pins: Board, gpio: set[int], input_only: set[int], fail: Fail) -> set[int]:
     """Check pins and return the SPI bus ids. Every pin has one role and is a GPIO."""
-    for key in _PINS_REQUIRED:
-        if key not in pins:
-            fail(f"pins.{key}", "missing (null when the board has none)")
-    for key in pins:
-        if key not in _PINS_REQUIRED and key not in _PINS_OPTIONAL:
-            fail(f"pins.{key}", "unknown field")
+    _only_keys(pins, _PINS_REQUIRED, "pins", fail, _PINS_OPTIONAL, "(null when the board has none)")
     roles: list[tuple[str, Any, bool]] = []  # (field, pin, drives an output)
     buses = {
         "i2c": (("scl", _OUTPUT), ("sda", _OUTPUT)),
@@ -364,11 +359,16 @@ def _check_power(power: Board, radios: list[str], fail: Fail) -> None:
 
 
 def _only_keys(
-    obj: Board, required: tuple[str, ...], field: str, fail: Fail, optional: tuple[str, ...] = ()
+    obj: Board,
+    required: tuple[str, ...],
+    field: str,
+    fail: Fail,
+    optional: tuple[str, ...] = (),
+    if_missing: str = "",
 ) -> None:
     for key in required:
         if key not in obj:
-            fail(f"{field}.{key}", "missing")
+            fail(f"{field}.{key}", f"missing {if_missing}".rstrip())
     for key in obj:
         if key not in required and key not in optional:
             fail(f"{field}.{key}", "unknown field")

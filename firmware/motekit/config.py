@@ -15,7 +15,6 @@
 # {"period_s": N, "host_wait_ms": M}); load() migrates them, set() saves version 2.
 import json
 import math
-import os
 
 from motekit import store
 
@@ -246,14 +245,6 @@ def reset(cfg, key, path=PATH):
     return set(cfg, key, default, path)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _migrate(obj, name, problems):
     ver = obj.pop("version", 1)  # version 1 had no "version" key
     if type(ver) is not int or ver < 1:
@@ -286,7 +277,7 @@ def load(path=PATH):
         problems.append("%s unreadable, using last good copy" % name)
     if source is None:
         # No copy parses. A node that never had a configuration is not a problem.
-        if _exists(path) or _exists(path + ".bak") or _exists(path + ".new"):
+        if store.exists(path) or store.exists(path + ".bak") or store.exists(path + ".new"):
             problems.append("%s unreadable, using defaults" % name)
         obj = {}
     elif not isinstance(obj, dict):

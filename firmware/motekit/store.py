@@ -48,15 +48,18 @@ def write_json(path, obj):
     sync = getattr(os, "sync", None)
     if sync is not None:
         sync()
-    try:
-        os.stat(path)
-        exists = True
-    except OSError:
-        exists = False
-    if exists:
+    if exists(path):
         os.rename(path, path + ".bak")
     os.rename(new, path)
     writes += 1
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def _load(path):
