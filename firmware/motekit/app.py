@@ -171,6 +171,7 @@ class App:
         now = _now_ms()
         if "next" not in st:
             st["next"] = now
+        due = st["next"]  # when this wake was due: the schedule, whatever the boot cost
         hub = Sensors(self.board, cfg["sensors"])
         hub.power_on()
         stats.mark()
@@ -234,7 +235,7 @@ class App:
             "motekit: cycle %d t=%d %s%s%s, next in %d ms"
             % (
                 tot["cycles"],
-                s["t"],
+                due // 1000,
                 vals,
                 " missing=" + ",".join(s["missing"]) if s["missing"] else "",
                 " report=" + ",".join(reasons) if send else "",
@@ -293,14 +294,15 @@ class App:
             values[ch] = self._round(self.hub, ch, ema[ch])
 
     # --- sleeping ---------------------------------------------------------------------------------
-    def sleep(self, ms):
+    def sleep_until(self, target_ms):
+        # Sleep to a wall-clock time (ms since 2000), measured now: saving the state and
+        # anything else done since the cycle ended does not make the wake late.
         self.retained.save(self.st)
         if self.deep:
-            machine.deepsleep(max(1, ms))
-        # No RTC memory: lightsleep, in slices the watchdog outlives, to the wall-clock target.
-        target = _now_ms() + ms
+            machine.deepsleep(max(1, target_ms - _now_ms()))
+        # No RTC memory: lightsleep, in slices the watchdog outlives, to the target.
         while True:
-            left = target - _now_ms()
+            left = target_ms - _now_ms()
             if left <= 0:
                 return
             if self.wdt is not None:
@@ -321,10 +323,10 @@ class App:
                 self.retained.save(self.st)
                 time.sleep_ms(50)  # let the reply leave the UART
                 machine.reset()
-            ms = None
             if action == "run":
                 self.arm_watchdog()
-                ms = self.cycle(t0)
+                self.cycle(t0)
+                target = self.st["next"]
                 if self.retained.crashes(self.st):
                     self.retained.set_crashes(self.st, 0)
                 if _input_waiting():
@@ -334,11 +336,10 @@ class App:
                     if action == "run":  # released: this period's cycle is done, sleep it out
                         action = ("sleep", None)
                     continue
-            else:  # ("sleep", ms) from the console
+            else:  # ("sleep", ms) from the console: for ms, or to the next wake
                 ms = action[1]
-                if ms is None:
-                    ms = max(1, self.st.get("next", _now_ms()) - _now_ms())
-            self.sleep(ms)
+                target = self.st.get("next", _now_ms()) if ms is None else _now_ms() + ms
+            self.sleep_until(target)
             action = "run"
             t0 = time.ticks_ms()
 
