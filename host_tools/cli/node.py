@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 import click
 
 from host_tools.cli import node_view as view
-from host_tools.errors import ConfigError, MoteError
+from host_tools.errors import ConfigError, MoteError, TransportError
 from host_tools.protocol.client import NodeClient
+from host_tools.transport.reset import ClassicReset
 from host_tools.transport.serial import SerialTransport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,15 +37,43 @@ def node_options(fn: F) -> F:
         help="How long to try to catch the node (it listens after a reset, and while held).",
     )(fn)
     fn = click.option(
+        "--reset",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_reset,
+        help="Reset the node first through the port's RTS line (ESP32 dev boards' auto-reset "
+        "wiring), then catch it in its host window.",
+    )(fn)
+    fn = click.option(
         "--port", envvar="MOTE_PORT", help="Serial port or virtual board pty (env MOTE_PORT)."
     )(fn)
     return fn
 
 
+def _remember_reset(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    ctx.meta["mote.reset"] = value
+
+
 def _open(port: str | None) -> SerialTransport:
     if not port:
         raise ConfigError("no port given", hint="use --port PORT or set MOTE_PORT")
-    return SerialTransport(port)
+    t = SerialTransport(port)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("mote.reset"):
+        _reset(t)
+    return t
+
+
+def _reset(t: SerialTransport) -> None:
+    assert t.serial is not None
+    try:
+        ClassicReset()(t.serial)
+    except OSError as exc:
+        t.close()
+        raise TransportError(
+            f"cannot reset the node on {t.name}: the port has no RTS line ({exc.strerror})",
+            hint="press the board's reset button (a virtual board: mote simctl ... reset)",
+        ) from exc
 
 
 def _ask(port: str | None, wait_s: float, cmd: str, timeout: float = 2.0, **args: Any) -> Any:

@@ -269,3 +269,27 @@ def test_a_busy_port(pty_node: Any, mote: Run) -> None:
     assert rc == 3
     assert err.splitlines()[0] == f"error: {port} is busy: another program has it open"
     assert fake.executed == []
+
+
+def test_reset_pulses_rts_before_catching(
+    pty_node: Any, mote: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import host_tools.cli.node as node_cli
+
+    pulses: list[object] = []
+    monkeypatch.setattr(node_cli, "ClassicReset", lambda: pulses.append)
+    fake, port = pty_node()
+    rc, out, err = mote("info", "--port", port, "--reset", "--json")
+    assert rc == 0, err
+    assert len(pulses) == 1 and pulses[0].port == port  # the open port's pyserial object
+    assert one_json(out)["board"]
+    rc, _, _ = mote("info", "--port", port, "--json")
+    assert rc == 0 and len(pulses) == 1  # no --reset, no pulse
+
+
+def test_reset_on_a_port_without_rts_is_one_clear_error(pty_node: Any, mote: Run) -> None:
+    fake, port = pty_node()  # a pty has no modem control lines
+    rc, _, err = mote("info", "--port", port, "--reset")
+    assert rc == 3
+    assert err.splitlines()[0].startswith(f"error: cannot reset the node on {port}: the port has")
+    assert fake.executed == []
