@@ -12,12 +12,15 @@ from host_tools.sim.peripherals.models.sht4x import Sht4x
 from host_tools.sim.resets import KINDS
 from host_tools.sim.supervisor import VirtualBoard
 
-# Device models that can be attached by name: name -> (bus kind, factory(board, address)).
-# The drivers issue adds one entry per sensor chip.
-ModelFactory = Callable[[VirtualBoard, int], Any]
+# Device models that can be attached by name: name -> (bus kind, factory(board, bus number,
+# address, **options)). The bus number is the I2C/SPI bus id, or the pin for onewire and adc;
+# the address is 0 when the command gave none (the chip's default), a 1-Wire serial number for
+# onewire. Options are the attach command's other keywords, JSON values; a factory that takes
+# none is called without.
+ModelFactory = Callable[..., Any]
 MODELS: dict[str, tuple[str, ModelFactory]] = {
-    "at24c32": ("i2c", lambda vb, addr: At24c32(vb.clock.now_ms, address=addr or 0x50)),
-    "sht4x": ("i2c", lambda vb, addr: Sht4x(vb.clock.now_ms, address=addr or 0x44)),
+    "at24c32": ("i2c", lambda vb, bus, addr: At24c32(vb.clock.now_ms, address=addr or 0x50)),
+    "sht4x": ("i2c", lambda vb, bus, addr: Sht4x(vb.clock.now_ms, address=addr or 0x44)),
 }
 
 _BUS = re.compile(r"(i2c|spi|onewire|adc)(\d+)")
@@ -52,14 +55,18 @@ def board_commands(vb: VirtualBoard, stop: Callable[[], None]) -> Dispatcher:
     def clear_faults(target: str | None = None) -> None:
         vb.hw.clear_faults(target)
 
-    def attach(model: str, bus: str, addr: Any = None) -> dict[str, Any]:
+    def attach(model: str, bus: str, addr: Any = None, **options: Any) -> dict[str, Any]:
         if model not in MODELS:
             raise CommandError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
         kind, factory = MODELS[model]
         m = _BUS.fullmatch(bus)
         if not m or m[1] != kind:
             raise CommandError(f"{model} goes on an {kind} bus, like {kind}0; got {bus!r}")
-        device = factory(vb, _parse_number(addr) if addr is not None else 0)
+        number = _parse_number(addr) if addr is not None else 0
+        try:
+            device = factory(vb, int(m[2]), number, **options)
+        except TypeError as e:
+            raise CommandError(f"{model}: bad options {sorted(options)}: {e}") from None
         vb.hw.attach(kind, int(m[2]), device)  # type: ignore[arg-type]
         return {"hardware": vb.hw.describe()}
 

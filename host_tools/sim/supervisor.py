@@ -129,6 +129,7 @@ class VirtualBoard:
             if kind in ("power_on", "button", "brownout"):
                 self.power.rtc_offset_s = RTC_EPOCH_2000 - self.clock.now_ms() / 1000
             self.boot_sim_ms = self.clock.now_ms()
+            self.hw.cpu_reset()  # pins released: the sensor rail goes off
             self.wdt_timeout_ms = None
             self.freq_hz = self.board["default_freq_hz"]
             if info.rom_line:
@@ -192,6 +193,7 @@ class VirtualBoard:
 
     def _enter_sleep(self, until_ms: float | None) -> None:
         self._stop_node()
+        self.hw.cpu_reset()  # deep sleep releases the GPIOs (no gpio hold modelled)
         self.mode = "asleep"
         self.wake_at_ms = until_ms
         if until_ms is None:

@@ -17,6 +17,8 @@ def bus():
     # The model on i2c0 at 0x44, attached once per node, with no fault and a known world.
     if not _attached:
         _simctl.request("attach", model="sht4x", bus="i2c0", addr=ADDR)
+        _devtest.sensor_rail(True)
+        time.sleep_ms(1)  # t_PU
         _attached.append(True)
     _simctl.request("clear_faults")
     _simctl.request("env", temperature_c=25.0, humidity_rh=50.0)

@@ -30,6 +30,8 @@ def test_i2c_nack_raises_the_ports_errno_and_the_eeprom_model_answers():
     e = _devtest.raises(OSError, i2c.readfrom, 0x50, 1)
     assert e.args[0] == (19 if ESP32 else 5)  # ENODEV on esp32, EIO on rp2
     _simctl.request("attach", model="at24c32", bus="i2c0", addr=0x50)
+    assert i2c.scan() == []  # on the sensor rail, which is off after reset
+    _devtest.sensor_rail(True)
     assert i2c.scan() == [0x50]
     i2c.writeto_mem(0x50, 0x0100, b"mote", addrsize=16)
     time.sleep_ms(10)  # the EEPROM's write cycle

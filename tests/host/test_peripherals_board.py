@@ -234,3 +234,51 @@ def test_describe_is_a_json_inventory():
     ]
     assert status["adc"] == [{"pin": 35, "source": "battery", "volts": 1.8}]
     assert status["pins"] == [{"pin": 5, "level": 0}]
+
+
+RAILED_BOARD = {**ESP32_BOARD, "pins": {**ESP32_BOARD["pins"], "sensor_power": 25}}
+
+
+def test_the_sensor_rail_feeds_i2c_onewire_and_switched_inputs_but_not_spi_or_the_battery():
+    hw = BoardHardware(RAILED_BOARD)
+    chip = hw.attach("i2c", 0, RegisterDevice(0x76))
+    chip.define(0xF4, reset=0x01)
+    probe = hw.attach("onewire", 4, OneWireDevice(0x28, 0xABCDEF))
+    radio = hw.attach("spi", 1, Selectable(5))
+    soil = hw.attach("adc", 34, AnalogInput(34, lambda env: 0.8, "soil", switched=True))
+    assert hw.rail_on is False  # the enable pin is undriven after reset: off
+    with pytest.raises(I2CNack):
+        hw.i2c(0).readfrom_mem(0x76, 0xF4, 1)
+    assert hw.onewire(4).reset() is False  # no presence pulse
+    assert hw.adc(34).read_uv() == 0
+    assert hw.adc(35).read_uv() > 0  # the battery divider is not switched
+    hw.pin_write(5, 0)
+    assert radio.edges == [True]  # SPI is on the main supply
+
+    hw.pin_write(25, 1)
+    assert hw.rail_on is True
+    hw.i2c(0).writeto_mem(0x76, 0xF4, b"\x27")
+    assert hw.i2c(0).readfrom_mem(0x76, 0xF4, 1) == b"\x27"
+    assert hw.onewire(4).reset() is True
+    assert hw.adc(34).read_uv() == pytest.approx(0.8e6, rel=0.01)
+    assert probe.answers and chip.answers and soil.powered
+
+    hw.pin_write(25, 1)  # no edge: no reset
+    assert hw.i2c(0).readfrom_mem(0x76, 0xF4, 1) == b"\x27"
+    hw.pin_write(25, 0)
+    hw.pin_write(25, 1)  # off and on again: every chip on the rail restarts from reset
+    assert hw.i2c(0).readfrom_mem(0x76, 0xF4, 1) == b"\x01"
+
+    hw.cpu_reset()  # a reset releases the pins: rail off, chip selects back high
+    assert hw.rail_on is False and hw.pin_read(25) == 0
+    assert radio.edges == [True, False]
+    assert hw.describe()["sensor_rail"] == {"pin": 25, "on": False}
+
+
+def test_a_board_without_a_sensor_switch_keeps_its_sensors_powered():
+    hw = BoardHardware(ESP32_BOARD)
+    hw.attach("i2c", 0, RegisterDevice(0x76))
+    hw.cpu_reset()
+    assert hw.rail_on is True
+    hw.i2c(0).writeto(0x76, b"\x00")
+    assert hw.describe()["sensor_rail"] == {"pin": None, "on": True}

@@ -223,8 +223,8 @@ def test_the_model_is_registered_for_attach_by_name():
     kind, factory = MODELS["sht4x"]
     assert kind == "i2c"
     vb = SimpleNamespace(clock=SimpleNamespace(now_ms=Clock()))
-    assert factory(vb, 0).address == 0x44
-    assert factory(vb, 0x45).address == 0x45
-    described = factory(vb, 0).describe()
+    assert factory(vb, 0, 0).address == 0x44
+    assert factory(vb, 0, 0x45).address == 0x45
+    described = factory(vb, 0, 0).describe()
     assert described["serial"] == f"{DEFAULT_SERIAL:08x}"
     assert described["result_reads"] == 0

@@ -17,9 +17,11 @@ EEPROM = ("--attach", "at24c32@i2c0:0x50")
 NACK_ERRNO = {"sim-esp32": 19, "sim-rp2": 5}  # ENODEV on esp32, EIO on rp2, as the ports raise
 
 
-# Node-side helpers: an I2C bus, a guarded EEPROM read, and ACK polling after a write.
+# Node-side helpers: the sensor rail, an I2C bus, a guarded EEPROM read, and ACK polling after a
+# write. The sim boards' bus devices are fed from the rail their sensor_power pin switches.
 I2C_SETUP = """
 import machine, time
+rail = machine.Pin({rail}, machine.Pin.OUT, value=1)
 i2c = machine.I2C(0)
 def read(addr, n):
     try:
@@ -38,10 +40,14 @@ def write(addr, data):
 # ---- I2C ----------------------------------------------------------------------------------
 
 
+def i2c_setup(board: str) -> str:
+    return I2C_SETUP.format(rail=load_board(board)["pins"]["sensor_power"])
+
+
 @pytest.mark.parametrize("board", BOARDS)
 def test_eeprom_on_i2c0_is_found_written_and_read_back(boot, board):
     node = boot(board, *EEPROM)
-    node.exec(I2C_SETUP)
+    node.exec(i2c_setup(board))
     assert node.exec("print(i2c.scan())").strip() == "[80]"
     node.exec("write(0x0123, b'motekit')")
     assert node.exec("print(read(0x0123, 7))").strip() == "b'motekit'"
@@ -53,7 +59,7 @@ def test_eeprom_on_i2c0_is_found_written_and_read_back(boot, board):
 
 def test_eeprom_without_a_model_is_absent(boot):
     node = boot("sim-esp32")
-    node.exec(I2C_SETUP)
+    node.exec(i2c_setup("sim-esp32"))
     assert node.exec("print(i2c.scan())").strip() == "[]"
     assert node.exec("print(read(0, 1))").strip() == "OSError 19"
 
@@ -61,7 +67,7 @@ def test_eeprom_without_a_model_is_absent(boot):
 @pytest.mark.parametrize("board", BOARDS)
 def test_detached_eeprom_raises_the_ports_errno_until_faults_are_cleared(boot, board):
     node = boot(board, *EEPROM)
-    node.exec(I2C_SETUP)
+    node.exec(i2c_setup(board))
     node.exec("write(0x0010, b'abc')")
     control(node, "fault", target="i2c0:0x50", spec="detach")
     assert node.exec("print(read(0x0010, 3))").strip() == f"OSError {NACK_ERRNO[board]}"
@@ -69,6 +75,26 @@ def test_detached_eeprom_raises_the_ports_errno_until_faults_are_cleared(boot, b
     control(node, "clear_faults")
     assert node.exec("print(i2c.scan())").strip() == "[80]"
     assert node.exec("print(read(0x0010, 3))").strip() == "b'abc'"  # contents kept
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_bus_devices_answer_only_while_the_sensor_rail_is_on(boot, board):
+    node = boot(board, *EEPROM)
+    node.exec(i2c_setup(board))
+    node.exec("write(0x0020, b'kept')")
+    rail = control(node, "status")["hardware"]["sensor_rail"]
+    assert rail == {"pin": load_board(board)["pins"]["sensor_power"], "on": True}
+    node.exec("rail.off()")
+    assert node.exec("print(i2c.scan())").strip() == "[]"
+    assert node.exec("print(read(0x0020, 4))").strip() == f"OSError {NACK_ERRNO[board]}"
+    node.exec("rail.on()")
+    assert node.exec("print(read(0x0020, 4))").strip() == "b'kept'"  # EEPROM keeps its data
+    # A reset releases every pin: the rail is off until the node drives it again.
+    node.hard_reset()
+    node.read_until(b">>> ")
+    assert control(node, "status")["hardware"]["sensor_rail"]["on"] is False
+    node.exec(i2c_setup(board))
+    assert node.exec("print(i2c.scan())").strip() == "[80]"
 
 
 def test_a_bus_error_traceback_shows_only_the_users_frames(boot):

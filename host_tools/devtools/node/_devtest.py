@@ -28,6 +28,19 @@ def raises(exc_type, fn, *args, **kwargs):
     raise AssertionError("%s not raised" % exc_type.__name__)
 
 
+def sensor_rail(on=True):
+    # Switch the virtual board's sensor rail (board.json pins.sensor_power), which feeds every
+    # I2C and 1-Wire model: they do not answer while it is off, and restart from power-on reset
+    # when it comes on. Returns the pin number, or None on a board without the switch.
+    import _simctl
+    import machine
+
+    pin = _simctl.request("status")["hardware"]["sensor_rail"]["pin"]
+    if pin is not None:
+        machine.Pin(pin, machine.Pin.OUT, value=1 if on else 0)
+    return pin
+
+
 def run(module_name, names):
     mod = __import__(module_name)
     for name in names:

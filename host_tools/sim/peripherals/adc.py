@@ -23,13 +23,21 @@ RP2_TEMP_SENSOR_PIN = 30
 
 @dataclass
 class AnalogInput:
-    """What drives one ADC pin: a function of the environment giving the pin voltage."""
+    """What drives one ADC pin: a function of the environment giving the pin voltage.
+
+    A `switched` input (a probe fed from the board's sensor rail) reads 0 V while the rail is
+    off; BoardHardware keeps `powered` in step with the rail.
+    """
 
     pin: int
     source: Source
     label: str = ""
+    switched: bool = False
+    powered: bool = True
 
     def volts(self, env: Environment) -> float:
+        if self.switched and not self.powered:
+            return 0.0
         return float(self.source(env))
 
 

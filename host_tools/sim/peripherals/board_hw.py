@@ -8,6 +8,14 @@
     hw.adc(35).read_uv()                            # battery pin: supply_v / divider
 
 With no devices attached it is a bare board: I2C NACKs, SPI reads 0xFF, 1-Wire has no presence.
+
+The sensor rail. On a board whose definition has `pins.sensor_power`, every I2C and 1-Wire
+device and every `switched` analog input is fed from a rail that pin switches (Motekit's
+reference wiring: a high-side switch whose enable is pulled low). Until the node drives the pin
+high the devices do not answer, and each time it goes high they start from power-on reset (a
+DS18B20 holds 85 °C, an SHT4x is busy for t_PU). A CPU reset or deep sleep releases every pin,
+so the rail goes off. SPI devices (radios) are on the main supply. Boards without the pin have
+their sensors always powered.
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ class BoardHardware:
             )
         self._adc: dict[int, Esp32Adc | Rp2Adc] = {}
         self._levels: dict[int, int] = {}
+        self.sensor_power: int | None = pins.get("sensor_power")
+        self._rail_on = self.sensor_power is None
 
     # -- buses -----------------------------------------------------------------------------------
 
@@ -122,7 +132,39 @@ class BoardHardware:
             self._adc.pop(bus, None)  # rebuilt on next use with the new source
         else:
             raise ValueError(f"a {type(device).__name__} cannot be attached to {kind}")
+        if kind != "spi":
+            self._feed(device)
         return device
+
+    # -- the sensor rail ---------------------------------------------------------------------------
+
+    @property
+    def rail_on(self) -> bool:
+        """Whether the switched sensor rail is on (always, on boards without the switch)."""
+        return self._rail_on
+
+    def cpu_reset(self) -> None:
+        """The MCU reset or went into deep sleep: every GPIO is released, so the rail goes off."""
+        self._levels.clear()
+        for bus in self._spi.values():
+            bus.release_all()
+        self._set_rail(self.sensor_power is None)
+
+    def _set_rail(self, on: bool) -> None:
+        was, self._rail_on = self._rail_on, on
+        for source in self._analog.values():
+            self._feed(source)
+        for device in self._railed():
+            self._feed(device)
+            if on and not was:
+                device.reset()  # power-on reset of every chip on the rail
+
+    def _railed(self) -> list[Peripheral]:
+        buses: list[I2CBus | OneWireBus] = [*self._i2c.values(), *self._onewire.values()]
+        return [device for bus in buses for device in bus.devices.values()]
+
+    def _feed(self, device: Peripheral | AnalogInput) -> None:
+        device.powered = self._rail_on or (isinstance(device, AnalogInput) and not device.switched)
 
     # -- pins --------------------------------------------------------------------------------------
 
@@ -131,6 +173,8 @@ class BoardHardware:
         self._levels[pin] = 1 if level else 0
         for bus in self._spi.values():
             bus.pin_changed(pin, self._levels[pin])
+        if pin == self.sensor_power:
+            self._set_rail(bool(level))
 
     def pin_read(self, pin: int) -> int:
         """The last level written to `pin`; pins never driven read 0."""
@@ -177,6 +221,7 @@ class BoardHardware:
                 for pin in analog
             ],
             "pins": [{"pin": pin, "level": level} for pin, level in sorted(self._levels.items())],
+            "sensor_rail": {"pin": self.sensor_power, "on": self._rail_on},
         }
 
     # -- internals -----------------------------------------------------------------------------

@@ -29,7 +29,9 @@ class Quantity:
 # to catch a unit slip (kelvin given as °C, Pa as hPa, mV as V). A model needing a new quantity
 # adds one line here.
 QUANTITIES: dict[str, Quantity] = {
-    "temperature_c": Quantity(22.0, -100.0, 200.0, "air/probe temperature, °C"),
+    "temperature_c": Quantity(22.0, -100.0, 200.0, "air temperature, °C"),
+    # A probe's medium (soil, water, a pipe): what a DS18B20 on a cable reads unless told else.
+    "probe_temperature_c": Quantity(18.0, -100.0, 200.0, "probe (soil/water) temperature, °C"),
     "humidity_rh": Quantity(45.0, 0.0, 100.0, "relative humidity, %RH"),
     "pressure_hpa": Quantity(1013.25, 0.0, 1200.0, "barometric pressure, hPa"),
     "co2_ppm": Quantity(420.0, 0.0, 1_000_000.0, "CO2 mole fraction, ppm"),

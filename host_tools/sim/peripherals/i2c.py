@@ -23,7 +23,7 @@ SCAN_RANGE = range(0x08, 0x78)
 
 
 class I2CNack(BusError):
-    """No device acknowledged the address (absent, detached or busy)."""
+    """No device acknowledged the address (absent, detached, unpowered or busy)."""
 
     def __init__(self, addr: int) -> None:
         super().__init__(f"no ACK from I2C address 0x{addr:02x}")
@@ -165,7 +165,7 @@ class I2CBus(BusFaults):
             self._active = None
             raise I2CTimeout(self.bus_id)
         device = self._devices.get(addr)
-        if device is None or device.detached or not device.start(is_read):
+        if device is None or not device.answers or not device.start(is_read):
             # MicroPython sends a stop after an address NACK; nobody was addressed to see it.
             self._active = None
             raise I2CNack(addr)

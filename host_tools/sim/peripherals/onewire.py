@@ -257,7 +257,7 @@ class OneWireBus(BusFaults):
         }
 
     def _present(self) -> list[OneWireDevice]:
-        return [d for d in self._devices.values() if not d.detached]
+        return [d for d in self._devices.values() if d.answers]
 
 
 def _bits(data: bytes) -> list[int]:

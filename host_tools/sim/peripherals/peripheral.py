@@ -28,6 +28,8 @@ class Peripheral:
         self._faults: dict[type, Fault] = {}
         self._rng = random.Random(0)
         self._last_measure: dict[str, float] | None = None
+        # False while the board's switched sensor rail is off (BoardHardware sets it).
+        self.powered = True
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -65,6 +67,11 @@ class Peripheral:
     @property
     def detached(self) -> bool:
         return Detached in self._faults
+
+    @property
+    def answers(self) -> bool:
+        """Whether the device takes part on its bus: powered and not detached."""
+        return self.powered and not self.detached
 
     @property
     def stale(self) -> bool:

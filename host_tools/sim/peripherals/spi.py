@@ -79,6 +79,11 @@ class SPIBus(BusFaults):
         if device is not None and not device.detached and old != self._levels[pin]:
             device.select(self._levels[pin] == 0)
 
+    def release_all(self) -> None:
+        """Every pin released (an MCU reset): chip selects float back high."""
+        for pin in [p for p, level in self._levels.items() if level == 0]:
+            self.pin_changed(pin, 1)
+
     def selected(self) -> list[SPIDevice]:
         return [d for cs, d in self._devices.items() if self._level(cs) == 0 and not d.detached]
 

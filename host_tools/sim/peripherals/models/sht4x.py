@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from ..deviation import Deviation
 from ..environment import Environment
 from ..i2c import I2CDevice
 
@@ -109,21 +109,6 @@ def _clamp_word(value: int) -> int:
 def _saturation_hpa(celsius: float) -> float:
     # Magnus formula over water (Sonntag 1990 coefficients).
     return 6.112 * math.exp(17.62 * celsius / (243.12 + celsius))
-
-
-@dataclass(frozen=True)
-class Deviation:
-    """How one part's reading departs from the truth: gain * true + offset + gaussian noise."""
-
-    offset: float = 0.0
-    gain: float = 1.0
-    noise: float = 0.0  # standard deviation, in the quantity's unit
-
-    def apply(self, true_value: float, rng: random.Random) -> float:
-        value = self.gain * true_value + self.offset
-        if self.noise > 0.0:
-            value += rng.gauss(0.0, self.noise)
-        return value
 
 
 class Sht4x(I2CDevice):
