@@ -84,7 +84,7 @@ class App:
         self.problems = []
 
     def sample(self, raw=False, hub=None):
-        hub = hub or Sensors(self.board, self.cfg["sensors"])
+        hub = hub or Sensors(self.board, self.cfg["sensors"], self.feed)
         self.hub = hub
         s = hub.sample(self.cfg["filter_n"], self.cfg["outlier"], raw)
         values = s["values"]
@@ -158,6 +158,10 @@ class App:
         return "window" if self.mode == "run" else self.mode
 
     # --- the duty cycle ---------------------------------------------------------------------------
+    def feed(self):
+        if self.wdt is not None:
+            self.wdt.feed()
+
     def arm_watchdog(self):
         if self.wdt is None:
             self.wdt_ms = min(self.cfg["watchdog_ms"], self.board.get("watchdog_max_ms", 8000))
@@ -172,7 +176,7 @@ class App:
         if "next" not in st:
             st["next"] = now
         due = st["next"]  # when this wake was due: the schedule, whatever the boot cost
-        hub = Sensors(self.board, cfg["sensors"])
+        hub = Sensors(self.board, cfg["sensors"], self.feed)
         hub.power_on()
         stats.mark()
         s = self.sample(hub=hub)

@@ -9,6 +9,7 @@
 import time
 
 import machine
+from micropython import const
 
 # kind -> (module, class, default bus, default address)
 _KINDS = {
@@ -21,6 +22,11 @@ _KINDS = {
     "soil": ("soil", "Soil", "adc", None),
 }
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+# A sensor whose conversion takes this long (a DS18B20 at 11-12 bits, an SCD41's 5 s single
+# shot) is read once per sample, not filter_n times: its chip averages internally, and N slow
+# conversions would multiply the time awake.
+_SLOW_MS = const(300)
+_WAIT_SLICE_MS = const(1000)  # the longest sleep between watchdog feeds
 
 
 def sensor_id(entry):
@@ -28,8 +34,9 @@ def sensor_id(entry):
 
 
 class Sensors:
-    def __init__(self, board, entries):
+    def __init__(self, board, entries, feed=None):
         self._board = board
+        self._feed = feed  # called at least every second while waiting: the watchdog's feed()
         self._entries = entries
         self._buses = {}  # type: dict
         self._devs = None  # type: dict | None  # sensor id -> driver, or its error text
@@ -107,8 +114,18 @@ class Sensors:
             except (ImportError, AttributeError):
                 pass
         if self._power is not None and warmup:
-            time.sleep_ms(warmup)
+            self._wait(warmup)
         self._open()
+
+    def _wait(self, ms):
+        # time.sleep_ms(ms), feeding the watchdog in between: a 5 s CO2 measurement outlasts the
+        # RP2040's longest watchdog timeout (8.4 s) together with the warm-up.
+        while ms > 0:
+            step = min(ms, _WAIT_SLICE_MS)
+            time.sleep_ms(step)
+            ms -= step
+            if self._feed is not None:
+                self._feed()
 
     def power_off(self):
         self._devs = None
@@ -131,18 +148,28 @@ class Sensors:
                 errors[sid] = dev
             else:
                 live[sid] = dev
-        for _ in range(n):
+        once = set()  # slow sensors: read on the first round only
+        for i in range(n):
             wait = 0
             for sid in list(live):
+                if sid in once:
+                    continue
                 try:
-                    wait = max(wait, live[sid].start())
+                    ms = live[sid].start()
                 except (OSError, ValueError, RuntimeError) as e:
                     errors[sid] = _why(e)
                     del live[sid]
-            if wait:
-                time.sleep_ms(wait)
+                    continue
+                if ms >= _SLOW_MS:
+                    once.add(sid)
+                wait = max(wait, ms)
+            if i and not wait and len(once) == len(live):
+                break  # every sensor left is a slow one, already read
+            self._wait(wait)
             for sid in list(live):
                 dev = live[sid]
+                if sid in once and i:
+                    continue
                 try:
                     vals = dev.read()
                 except (OSError, ValueError, RuntimeError) as e:
@@ -150,12 +177,12 @@ class Sensors:
                     del live[sid]
                     continue
                 res = getattr(dev, "RESOLUTION", ())
-                for i, (q, v) in enumerate(zip(dev.QUANTITIES, vals)):
+                for j, (q, v) in enumerate(zip(dev.QUANTITIES, vals)):
                     ch = sid + "." + q
                     readings.setdefault(ch, []).append(v)
-                    if i < len(res):
-                        self.decimals[ch] = _decimals(res[i])
-                if raw:
+                    if j < len(res):
+                        self.decimals[ch] = _decimals(res[j])
+                if raw and not i:
                     for q, v in zip(dev.QUANTITIES, dev.raw()):
                         counts[sid + "." + q] = v
         values = {}
