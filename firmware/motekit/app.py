@@ -159,8 +159,12 @@ class App:
 
     # --- the duty cycle ---------------------------------------------------------------------------
     def feed(self):
+        # Called through long waits (sensor conversions): the watchdog, and a host waiting for
+        # the reply to a console request.
         if self.wdt is not None:
             self.wdt.feed()
+        if self._console is not None:
+            self._console.busy()
 
     def arm_watchdog(self):
         if self.wdt is None:

@@ -175,6 +175,7 @@ class Console:
         self._byte = bytearray(1)
         self._last_id = -1
         self._last_reply = None
+        self._running = 0  # the id of the request being run; 0: none
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
 
@@ -224,11 +225,21 @@ class Console:
         if fid == self._last_id and fid != 0:
             write(fid, self._last_reply)
             return
-        reply = self._run(req)
+        self._running = fid
+        try:
+            reply = self._run(req)
+        finally:
+            self._running = 0
         self._last_id = fid
         self._last_reply = reply
         self.served += 1
         write(fid, reply)
+
+    def busy(self):
+        # While a request takes long (a 5 s CO2 measurement), called about once a second: tells
+        # the host the request is being worked on, so it waits on instead of giving up.
+        if self._running:
+            write(self._running, {"busy": True})
 
     def _run(self, req):
         if callable(self.handlers):  # built on the first request: most wakes never need them

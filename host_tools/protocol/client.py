@@ -58,8 +58,17 @@ class _Resend:
 
 _RESEND = _Resend()
 
+
+class _Busy:
+    """The node is still working on the request (a long sensor conversion): wait on."""
+
+
+_BUSY = _Busy()
+# How long `busy` frames can keep one request waiting: beyond that the node is stuck.
+MAX_BUSY_S = 60.0
+
 Event = dict[str, Any]
-_Routed = Frame | Text | Event | _Resend
+_Routed = Frame | Text | Event | _Resend | _Busy
 
 
 class NodeClient:
@@ -111,9 +120,13 @@ class NodeClient:
         for _ in range(tries):
             self.transport.write(line)
             deadline = time.monotonic() + timeout
+            busy_until = time.monotonic() + MAX_BUSY_S
             resends = 0
             while True:
                 got = self._wait(fid, req, deadline)
+                if got is _BUSY:
+                    deadline = min(time.monotonic() + timeout, busy_until)
+                    continue
                 if got is not _RESEND:
                     break
                 # A bad_frame error names no request: it may be ours, or one of many for line
@@ -264,7 +277,8 @@ class NodeClient:
     def _wait(
         self, fid: int, req: dict[str, Any], deadline: float, listen: bool = False
     ) -> _Routed | None:
-        # The reply to `fid`; None at the deadline; _RESEND; with `listen`, a listen event.
+        # The reply to `fid`; None at the deadline; _RESEND; _BUSY; with `listen`, a listen
+        # event.
         while True:
             got = self._next(deadline)
             if got is None or got is _RESEND:
@@ -273,6 +287,8 @@ class NodeClient:
                 if got.id == fid:
                     if "ok" in got.obj:
                         return got
+                    if got.obj.get("busy") is True:
+                        return _BUSY
                     if got.obj == req:
                         self._repl = True  # our own request echoed, its prompt lost
                 # else a late reply to an earlier request (a retry's second answer): dropped

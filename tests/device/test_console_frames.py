@@ -78,6 +78,32 @@ def test_console_dispatch_dedups_a_retried_id():
     assert con._run({"cmd": "broken"})["err"] == "bad_args"
 
 
+def test_a_long_request_sends_busy_frames_with_its_id_before_the_reply():
+    sent = []
+    real_out = console._out
+    console._out = lambda b: sent.append(bytes(b))
+    try:
+        con = console.Console({})
+
+        def slow(req):
+            con.busy()
+            con.busy()
+            return {"done": True}
+
+        con.handlers["read"] = slow
+        con._handle(_frame('@M1 42 {"cmd":"read"}'))
+        con.busy()  # no request running: nothing is sent
+    finally:
+        console._out = real_out
+    lines = b"".join(sent).decode().splitlines()
+    frames = [console.parse(line.encode()) for line in lines]
+    assert frames == [
+        (42, {"busy": True}),
+        (42, {"busy": True}),
+        (42, {"ok": True, "data": {"done": True}}),
+    ]
+
+
 def _with_little_heap_left(fn, left):
     # Run fn() with less than `left` bytes free; return what was free then.
     import gc

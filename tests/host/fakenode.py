@@ -16,6 +16,7 @@ import os
 import re
 import select
 import threading
+import time
 from typing import Any
 
 _FRAME = re.compile(rb"@M(\d) (\d{1,5}) (.*) ([0-9a-f]{8})", re.DOTALL)
@@ -74,6 +75,8 @@ class FakeNode:
         self.refuse_once: set[str] = set()  # commands whose first frame arrives damaged
         self.override: dict[str, dict[str, Any]] = {}  # cmd -> the whole reply to send
         self.before_reply: list[bytes] = []  # sent before the next reply (text, events)
+        # cmd -> (n, seconds): works that long before replying, sending `busy` every interval
+        self.slow: dict[str, tuple[int, float]] = {}
         self.received: list[tuple[int, dict[str, Any]]] = []  # frames heard while listening
         self.ignored: list[bytes] = []  # frames sent while it slept
         self.executed: list[tuple[int, str]] = []
@@ -222,6 +225,11 @@ class FakeNode:
         if fid == self._last_id:
             self._out(self._last_reply)
             return
+        n_busy, interval = self.slow.get(cmd, (0, 0.0))
+        for _ in range(n_busy):
+            time.sleep(interval)
+            self._send(fid, {"busy": True})
+        time.sleep(interval)
         reply = self.override.get(cmd) or self._execute(cmd, req)
         self.executed.append((fid, cmd))
         self._last_id = fid

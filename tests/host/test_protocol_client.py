@@ -108,6 +108,34 @@ def test_a_frame_the_node_refuses_is_sent_again_at_once(pair: Pair) -> None:
     assert fake.executed == [(100, "info")]
 
 
+def test_busy_frames_keep_a_slow_request_waiting_without_a_resend(pair: Pair) -> None:
+    fake, client = pair()
+    fake.slow["read"] = (4, 0.2)  # 1 s of work with a timeout of 0.5 s
+    data = client.request("read", timeout=0.5, retries=0)
+    assert data["samples"]
+    assert [req["cmd"] for _, req in fake.received] == ["read"]  # never sent twice
+    assert fake.executed == [(100, "read")]
+
+
+def test_without_busy_frames_a_slow_request_times_out(pair: Pair) -> None:
+    fake, client = pair()
+    fake.slow["read"] = (0, 1.0)
+    with pytest.raises(ProtocolError) as exc:
+        client.request("read", timeout=0.3, retries=0)
+    assert exc.value.err == "timeout"
+
+
+def test_busy_frames_cannot_keep_a_request_waiting_forever(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("host_tools.protocol.client.MAX_BUSY_S", 0.5)
+    fake, client = pair()
+    fake.slow["read"] = (20, 0.1)  # busy for 2 s
+    with pytest.raises(ProtocolError) as exc:
+        client.request("read", timeout=0.3, retries=0)
+    assert exc.value.err == "timeout"
+
+
 def test_no_reply_is_a_timeout_error_after_every_try(pair: Pair) -> None:
     fake, client = pair(wake_after=1000)
     with pytest.raises(ProtocolError) as exc:
