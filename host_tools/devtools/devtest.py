@@ -1,8 +1,10 @@
 """Device tests: pytest collects tests/device/test_*.py and runs them inside MicroPython.
 
 Each file runs once per virtual board (sim-esp32 and sim-rp2 unless the file says
-`# devtest: boards=sim-esp32`) in script mode on a fresh node: the real unix-port interpreter
-with the board's heap, a littlefs root, the machine shims and device models. firmware/ and
+`# devtest: boards=sim-esp32`; `# devtest: speed=20` makes its sleeps pass 20 times faster,
+for drivers that wait seconds for a conversion) in script mode on a fresh node: the real
+unix-port interpreter with the board's heap, a littlefs root, the machine shims and device
+models. firmware/ and
 drivers/ are importable as on a node's /lib, compiled to .mpy as the deploy installs them (an
 ESP32's heap cannot compile the whole firmware from source). The tests of one file share one
 node, in order.
@@ -25,6 +27,7 @@ HARNESS_DIR = Path(__file__).resolve().parent / "node"
 DEFAULT_BOARDS = ("sim-esp32", "sim-rp2")
 MARK = "\x1edevtest:"
 _BOARDS_LINE = re.compile(r"^#\s*devtest:\s*boards=([\w,\- ]+)$", re.M)
+_SPEED_LINE = re.compile(r"^#\s*devtest:\s*speed=(\d+(?:\.\d+)?)$", re.M)
 
 
 @dataclass
@@ -54,6 +57,11 @@ def boards_for(source: str) -> tuple[str, ...]:
     if not m:
         return DEFAULT_BOARDS
     return tuple(b.strip() for b in m[1].split(",") if b.strip())
+
+
+def speed_for(source: str) -> float:
+    m = _SPEED_LINE.search(source)
+    return float(m[1]) if m else 1.0
 
 
 def parse_output(output: str, names: list[str]) -> dict[str, Result]:
@@ -86,13 +94,15 @@ def _compiled(root: Path, out: Path) -> Path:
     return out
 
 
-def run_file(path: Path, names: list[str], board: str, timeout_s: float = 120.0) -> FileRun:
+def run_file(
+    path: Path, names: list[str], board: str, timeout_s: float = 120.0, speed: float = 1.0
+) -> FileRun:
     """Run `names` from the device test file `path` on a fresh `board`."""
     with tempfile.TemporaryDirectory(prefix="devtest-") as tmp:
         driver = Path(tmp) / "driver.py"
         driver.write_text(f"import _devtest\n_devtest.run({path.stem!r}, {names!r})\n")
         cmd = [sys.executable, "-m", "host_tools.sim.script", "--board", board]
-        cmd += ["--timeout", str(timeout_s)]
+        cmd += ["--timeout", str(timeout_s), "--speed", str(speed)]
         for host, node in (
             (HARNESS_DIR, "/.devtest"),
             (path.parent, "/.tests"),

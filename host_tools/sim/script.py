@@ -29,6 +29,7 @@ def run(
     mounts: list[tuple[str, str]],
     timeout_s: float,
     out: Callable[[bytes], None] | None = None,
+    speed: float = 1.0,
 ) -> int:
     def to_stdout(data: bytes) -> None:
         sys.stdout.buffer.write(data)
@@ -44,6 +45,7 @@ def run(
         state,
         baud=0,
         air=None,
+        speed=speed,
         script="/.test/" + script.name,
         host_mounts=mounts,
         log=lambda m: write(f"[sim] {m}\n".encode()),
@@ -72,13 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", default="sim-esp32")
     ap.add_argument("--mount", action="append", default=[], metavar="HOST_DIR:/NODE_PATH")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument(
+        "--speed", type=float, default=1.0, help="simulated time per real time while asleep"
+    )
     ap.add_argument("script", type=Path)
     args = ap.parse_args(argv)
     mounts = []
     for m in args.mount:
         host, _, node = m.rpartition(":")
         mounts.append((str(Path(host).resolve()), node))
-    return run(args.board, args.script, mounts, args.timeout)
+    return run(args.board, args.script, mounts, args.timeout, speed=args.speed)
 
 
 if __name__ == "__main__":

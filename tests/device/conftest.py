@@ -31,7 +31,8 @@ class DeviceFile(pytest.File):
                 for i in self.session.items
                 if isinstance(i, DeviceItem) and i.parent is self and i.board == board
             ]
-            self._runs[board] = devtest.run_file(self.path, names, board)
+            speed = devtest.speed_for(self.path.read_text())
+            self._runs[board] = devtest.run_file(self.path, names, board, speed=speed)
         return self._runs[board]
 
 

@@ -19,6 +19,8 @@ def test_names_in_file_order_and_boards_marker() -> None:
     assert devtest.test_names(src) == ["test_b", "test_a"]
     assert devtest.boards_for(src) == ("sim-rp2",)
     assert devtest.boards_for("def test_x(): pass\n") == devtest.DEFAULT_BOARDS
+    assert devtest.speed_for("# devtest: speed=20\ndef test_x(): pass\n") == 20.0
+    assert devtest.speed_for("def test_x(): pass\n") == 1.0
 
 
 def test_pass_fail_skip_and_output_are_reported_per_test(tmp_path: Path) -> None:
@@ -76,3 +78,16 @@ def test_firmware_is_importable_as_on_a_node(tmp_path: Path) -> None:
     )
     run = devtest.run_file(path, ["test_it"], "sim-esp32")
     assert run.results["test_it"].status == "pass", run.output
+
+
+def test_a_speed_marker_makes_sleeps_pass_faster(tmp_path: Path) -> None:
+    # A minute of sleep at 200x is a third of a second; at 1x it would outlast the timeout.
+    path = write(
+        tmp_path,
+        "test_speed.py",
+        "import time\ndef test_sleep():\n"
+        "    t0 = time.ticks_ms()\n    time.sleep_ms(60000)\n"
+        "    assert time.ticks_diff(time.ticks_ms(), t0) >= 60000\n",
+    )
+    run = devtest.run_file(path, ["test_sleep"], "sim-esp32", timeout_s=30, speed=200)
+    assert run.results["test_sleep"].status == "pass", run.output
