@@ -1,6 +1,6 @@
 # Virtual-board `onewire`: the OneWire class the esp32 and rp2 ports ship frozen, written here
 # from its documented API (reset, read/write bits and bytes, select_rom, scan, crc8).
-# scan() is the ROM search of Maxim application note 187.
+# scan() is the ROM search of Maxim application note 187, with MicroPython's limits.
 import _onewire
 from micropython import const
 
@@ -52,10 +52,12 @@ class OneWire:
         return _onewire.crc8(data)
 
     def scan(self):
+        # As MicroPython's onewire.scan(): at most 255 search passes, and no CRC or family
+        # check (callers check ROMs themselves); a search that nobody answers ends it.
         roms = []
         rom = bytearray(8)
         last_conflict = -1
-        while True:
+        for _ in range(255):
             if not self.reset():
                 return roms
             self.writebyte(OneWire.SEARCH_ROM)
@@ -77,8 +79,8 @@ class OneWire:
                 else:
                     rom[bit // 8] &= ~(1 << (bit % 8))
                 self.writebit(b)
-            if rom[0] != 0 and self.crc8(rom) == 0:
-                roms.append(bytearray(rom))
+            roms.append(bytearray(rom))
             last_conflict = conflict
             if last_conflict < 0:
                 return roms
+        return roms
