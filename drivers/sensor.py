@@ -85,3 +85,15 @@ def check_range(where, name, value, low, high, unit):
     if low <= value <= high:
         return value
     raise RangeError("%s: %s %.2f %s outside %g..%g" % (where, name, value, unit, low, high))
+
+
+def crc8_sensirion(buf, start=0, end=2):
+    # The CRC-8 of Sensirion's I2C sensors (SHT4x, SCD4x, ...) over buf[start:end], without
+    # slicing: polynomial 0x31 (x^8 + x^5 + x^4 + 1), init 0xFF, no reflection, no final XOR.
+    # Their datasheets' example: CRC(0xBEEF) = 0x92.
+    crc = 0xFF
+    for i in range(start, end):
+        crc ^= buf[i]
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x31 if crc & 0x80 else crc << 1) & 0xFF
+    return crc

@@ -15,7 +15,15 @@
 import time
 
 from micropython import const
-from sensor import ConfigError, CrcError, SensorError, bus_error, check_range, is_nack
+from sensor import (
+    ConfigError,
+    CrcError,
+    SensorError,
+    bus_error,
+    check_range,
+    crc8_sensirion,
+    is_nack,
+)
 
 _DEBUG = const(False)
 
@@ -48,10 +56,9 @@ _RESET_MS = const(1)  # t_SR soft reset time
 # 1 ms between the command and the read, and the chip NACKs a read sent straight after it.
 _SERIAL_MS = const(1)
 
-# "Checksum Calculation": CRC-8, polynomial 0x31 (x^8 + x^5 + x^4 + 1), initialisation 0xFF,
-# no reflection, no final XOR, over each 2-byte word. Example: CRC(0xBEEF) = 0x92.
-_CRC_POLY = const(0x31)
-_CRC_INIT = const(0xFF)
+# "Checksum Calculation": CRC-8, polynomial 0x31, init 0xFF, over each 2-byte word; the same
+# for every Sensirion I2C sensor, so it lives in sensor.py. Example: CRC(0xBEEF) = 0x92.
+crc8 = crc8_sensirion
 
 # "Conversion of Signal Output": T = -45 + 175 * S_T / (2^16 - 1) in °C,
 # RH = -6 + 125 * S_RH / (2^16 - 1) in %RH, cropped to 0..100 %RH as the datasheet advises.
@@ -60,16 +67,6 @@ _WORD_MAX = const(65535)
 # temperature outside it is a fault (S_T 0x0000 is -45 °C, 0xFFFF 130 °C), never a reading.
 _T_MIN_C = const(-41)
 _T_MAX_C = const(126)
-
-
-def crc8(buf, start=0, end=2):
-    # The datasheet's CRC-8 over buf[start:end], without slicing.
-    crc = _CRC_INIT
-    for i in range(start, end):
-        crc ^= buf[i]
-        for _ in range(8):
-            crc = ((crc << 1) ^ _CRC_POLY if crc & 0x80 else crc << 1) & 0xFF
-    return crc
 
 
 def temperature_c(word):
