@@ -10,6 +10,7 @@ from host_tools.sim.control import CommandError, Dispatcher
 from host_tools.sim.peripherals.models import At24c32
 from host_tools.sim.peripherals.models.bme280 import attach as bme280_attach
 from host_tools.sim.peripherals.models.ds18b20 import attach as ds18b20_attach
+from host_tools.sim.peripherals.models.ina219 import attach as ina219_attach
 from host_tools.sim.peripherals.models.scd41 import attach as scd41_attach
 from host_tools.sim.peripherals.models.sht4x import Sht4x
 from host_tools.sim.peripherals.models.soil import attach as soil_attach
@@ -25,15 +26,10 @@ ModelFactory = Callable[..., Any]
 MODELS: dict[str, tuple[str, ModelFactory]] = {
     "at24c32": ("i2c", lambda vb, bus, addr: At24c32(vb.clock.now_ms, address=addr or 0x50)),
     "bme280": ("i2c", bme280_attach),
-    "bme280": ("i2c", bme280_attach),
-    "bme280": ("i2c", bme280_attach),
     "ds18b20": ("onewire", ds18b20_attach),
-    "ds18b20": ("onewire", ds18b20_attach),
+    "ina219": ("i2c", ina219_attach),
     "scd41": ("i2c", scd41_attach),
     "sht4x": ("i2c", lambda vb, bus, addr: Sht4x(vb.clock.now_ms, address=addr or 0x44)),
-    "soil": ("adc", soil_attach),
-    "soil": ("adc", soil_attach),
-    "soil": ("adc", soil_attach),
     "soil": ("adc", soil_attach),
 }
 
