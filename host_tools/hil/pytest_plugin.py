@@ -3,10 +3,15 @@
 By default every test gets a fresh *virtual* board (`mote sim`); with `--port /dev/ttyUSB0
 --board NAME` the same tests run against a real board on a bench. Options may also come from
 MOTE_PORT and MOTE_BOARD. Each test's node output is attached to its report when it fails.
+
+`--rig FILE` (or MOTE_RIG) describes the sensors wired to the bench (see docs/testing.md);
+a virtual board uses hil_tests/rigs/<board>.json, which also says which models to attach.
 """
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +33,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("MOTE_BOARD"),
         help="Board name from boards/ (needed with --port; default sim-esp32; $MOTE_BOARD).",
     )
+    group.addoption(
+        "--rig",
+        default=os.environ.get("MOTE_RIG"),
+        help="JSON file describing the sensors on the bench (default for a virtual board: "
+        "hil_tests/rigs/<board>.json; $MOTE_RIG).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,6 +56,26 @@ def board(pytestconfig: pytest.Config) -> dict[str, Any]:
     if not port and not definition.get("virtual"):
         raise pytest.UsageError(f"{definition['name']} is a real board: give its --port")
     return definition
+
+
+@pytest.fixture(scope="session")
+def rig(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The bench's sensors: {"sensors": [config entries], "ranges": {quantity: [low, high]},
+    "virtual": {"attach": [...], "env": {...}}}. Tests that need it skip on a bench without
+    --rig."""
+    path = pytestconfig.getoption("rig")
+    if path is None:
+        if pytestconfig.getoption("port"):
+            pytest.skip("describe the sensors wired to this bench in a rig file (--rig FILE)")
+        name = pytestconfig.getoption("board") or "sim-esp32"
+        path = Path(str(pytestconfig.rootpath)) / "hil_tests" / "rigs" / f"{name}.json"
+    try:
+        loaded: dict[str, Any] = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise pytest.UsageError(f"rig file {path}: {e}") from None
+    if not isinstance(loaded.get("sensors"), list) or not loaded["sensors"]:
+        raise pytest.UsageError(f'rig file {path}: needs a non-empty "sensors" list')
+    return loaded
 
 
 @pytest.fixture
