@@ -3,6 +3,7 @@
 import _devtest
 import _simctl
 import machine
+from _fakeadc import Sequence
 from battery import Battery
 from sensor import ConfigError, RangeError
 
@@ -24,17 +25,6 @@ class _U16Only:
     # An ADC with read_u16() only, as on the rp2 port (the virtual rp2's shim also has read_uv).
     def __init__(self, adc):
         self.read_u16 = adc.read_u16
-
-
-class _Sequence:
-    def __init__(self, codes):
-        self._codes = codes
-        self._i = 0
-
-    def read_u16(self):
-        code = self._codes[self._i % len(self._codes)]
-        self._i += 1
-        return code
 
 
 def test_the_driver_has_the_common_shape():
@@ -71,7 +61,7 @@ def test_read_u16_and_vref_without_read_uv():
 
 
 def test_samples_are_averaged():
-    b = Battery(_Sequence([10000, 20000, 30000, 40001]), divider=3.0, samples=4, vref=3.3)
+    b = Battery(Sequence([10000, 20000, 30000, 40001]), divider=3.0, samples=4, vref=3.3)
     (volts,) = b.read()
     assert b.raw() == (25000,)
     assert abs(volts - 25000.25 * 3.3 / 65535 * 3.0) < 1e-9
@@ -79,7 +69,7 @@ def test_samples_are_averaged():
 
 def test_a_saturated_pin_raises_range_error():
     # Both boards: an ADC pinned at its top code.
-    b = Battery(_Sequence([52000, 65535]), divider=2.0, samples=2)
+    b = Battery(Sequence([52000, 65535]), divider=2.0, samples=2)
     e = _devtest.raises(RangeError, b.read)
     assert str(e).startswith("battery@adc: ADC at full scale")
     assert isinstance(e, OSError)

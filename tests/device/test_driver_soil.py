@@ -7,6 +7,7 @@ import _devtest
 import _simctl
 import machine
 import soil
+from _fakeadc import Sequence
 from analog import Adc
 from sensor import ConfigError, RangeError
 
@@ -70,17 +71,6 @@ class _Fixed:
         return self._uv
 
 
-class _Sequence:
-    def __init__(self, codes):
-        self._codes = codes
-        self._i = 0
-
-    def read_u16(self):
-        code = self._codes[self._i % len(self._codes)]
-        self._i += 1
-        return code
-
-
 def test_the_driver_has_the_common_shape():
     s = soil.Soil(adc(), dry=AIR_MV, wet=WATER_MV)
     assert (s.KIND, s.QUANTITIES, s.UNITS) == ("soil", ("moisture",), ("%",))
@@ -109,7 +99,7 @@ def test_the_two_point_calibration_maths_is_exact():
     assert abs(s.read()[0] - 50.0) < 1e-9
     assert s.raw() == (1905,)
     # read_u16() path: mV = u16 * vref / 65535 * 1000, the same arithmetic as the driver.
-    s = soil.Soil(_Sequence([37830]), dry=2540, wet=1270, vref=3.3)
+    s = soil.Soil(Sequence([37830]), dry=2540, wet=1270, vref=3.3)
     mv = 37830 * 8 / 8 * 3.3 / 65535 * 1000
     assert s.read() == (soil.percent(mv, 2540, 1270),)
     assert s.raw() == (int(mv + 0.5),) == (1905,)
@@ -181,7 +171,7 @@ def test_an_unpowered_or_unplugged_probe_raises_range_error():
 
 
 def test_an_adc_at_its_top_code_raises_range_error():
-    s = soil.Soil(_Sequence([52000, 65535]), dry=AIR_MV, wet=WATER_MV, samples=2)
+    s = soil.Soil(Sequence([52000, 65535]), dry=AIR_MV, wet=WATER_MV, samples=2)
     e = _devtest.raises(RangeError, s.read)
     assert str(e) == WHERE + ": ADC at full scale (the probe output wired to the supply?)"
     assert s.raw() == (int((52000 + 65535) / 2 * 3.3 / 65535 * 1000 + 0.5),)
@@ -262,13 +252,13 @@ def test_bad_options_raise_config_error_before_the_adc_is_touched():
 
 
 def test_the_shared_adc_reading_averages_and_flags_both_rails():
-    a = Adc(_Sequence([10000, 20000, 30000, 40001]), "x", samples=4, vref=3.3)
+    a = Adc(Sequence([10000, 20000, 30000, 40001]), "x", samples=4, vref=3.3)
     assert (a.u16, a.top) == (-1, False)
     assert a.read() == 25000.25 * 3.3 / 65535
     assert (a.u16, a.top) == (25000, False)
-    a = Adc(_Sequence([0, 0]), "x", samples=2)
+    a = Adc(Sequence([0, 0]), "x", samples=2)
     assert a.read() == 0.0 and a.u16 == 0
-    a = Adc(_Sequence([0, 65535]), "x", samples=2)
+    a = Adc(Sequence([0, 65535]), "x", samples=2)
     a.read()
     assert a.top is True and a.u16 == 32768
     # With read_uv() the value is its mean, in V; read_u16() only checks the rails.

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from handclock import Clock
 
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.environment import Environment
@@ -37,16 +38,6 @@ EXAMPLE += (0,) * 6
 PART1 = (28189, 26285, 50, 36635, -10696, 3024, 11092, -241, -7, 12300, -12000, 5000)
 PART1 += (75, 338, 0, 380, 50, 30)
 X1_FORCED = 0x25  # ctrl_meas: osrs_t x1, osrs_p x1, forced
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def setup(**kw):

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from handclock import Clock
 
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.board_hw import BoardHardware
@@ -49,16 +50,6 @@ TABLE_1 = [
     (-25.0625, 0xFE6F),
     (-55.0, 0xFC90),
 ]
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def setup(n=1, **kw):

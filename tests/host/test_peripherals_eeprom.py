@@ -1,6 +1,7 @@
 """The AT24C32 model on a real I2CBus: page wrap, write-cycle NACK, sequential and random reads."""
 
 import pytest
+from handclock import Clock
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,16 +11,6 @@ from host_tools.sim.peripherals.models.eeprom24 import WRITE_CYCLE_MS, At24c32
 ADDR = 0x50
 PAGE = 32
 SIZE = 4096
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def setup():

@@ -4,6 +4,7 @@ import statistics
 from types import SimpleNamespace
 
 import pytest
+from handclock import Clock
 
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.deviation import Deviation
@@ -28,16 +29,6 @@ ADDR = 0x40
 TRIGGERED_12BIT_32V_PGA8 = 0x399B
 POWER_DOWN_12BIT_32V_PGA8 = 0x3998
 TWELVE_BIT_MS = 0.586  # maximum, "Electrical Characteristics"
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def setup(env=None, **kw):

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from handclock import Clock
 
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.environment import Environment
@@ -20,16 +21,6 @@ from host_tools.sim.peripherals.models.scd41 import (
 )
 
 ADDR = 0x62
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def setup(**kw):

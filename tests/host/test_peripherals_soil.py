@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from handclock import Clock
 
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.adc import Esp32Adc
@@ -23,16 +24,6 @@ from host_tools.sim.peripherals.models.soil import (
 )
 
 BOARDS = Path(__file__).resolve().parents[2] / "boards"
-
-
-class Clock:
-    """Simulated milliseconds, advanced by hand."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def board(name):

@@ -60,6 +60,10 @@ from ..deviation import Deviation
 from ..environment import Environment
 from ..i2c import I2CDevice
 
+# The Sensirion conventions the SHT4x model already has: CRC-8, CRC after each word, and the
+# same temperature word (-45 + 175 * word / 65535).
+from .sht4x import crc8, temperature_word, words_with_crc
+
 # Table 9 "SCD4x Command Overview": code -> (name, max. execution time in ms, argument words).
 COMMANDS: dict[int, tuple[str, float, int]] = {
     0x21B1: ("start_periodic_measurement", 0.0, 0),
@@ -101,30 +105,6 @@ FACTORY_OFFSET_C = 4.0  # "set_temperature_offset": "By default, the temperature
 DEFAULT_SERIAL = 0xF896_9F07_3BBE
 
 _WORD_MAX = 0xFFFF
-
-
-def crc8(data: bytes) -> int:
-    """The datasheet's CRC-8 ("Checksum Calculation"): polynomial 0x31, init 0xFF."""
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31 if crc & 0x80 else crc << 1) & 0xFF
-    return crc
-
-
-def words_with_crc(*words: int) -> bytes:
-    """Each 16-bit word MSB first, followed by its CRC, as the chip sends them."""
-    out = bytearray()
-    for word in words:
-        pair = word.to_bytes(2, "big")
-        out += pair + bytes([crc8(pair)])
-    return bytes(out)
-
-
-def temperature_word(celsius: float) -> int:
-    """The inverse of T = -45 + 175 * word / (2^16 - 1), clamped to 16 bits."""
-    return _clamp(round((celsius + 45.0) * _WORD_MAX / 175.0))
 
 
 def humidity_word(rh: float) -> int:
