@@ -8,6 +8,7 @@ what a node gets as /board.json.
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +26,15 @@ SLEEP_MODES = ("deep", "light")
 RADIO_CHIPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "sx1262": (("nss", "reset", "busy", "dio1"), (), ("dio2_rf_switch", "tcxo_mv")),
     "sx1276": (("nss", "reset", "dio0"), ("dio1",), ()),
+}
+# What runs on each MCU: mpy-cross's -march for its native code, and where esptool writes
+# MicroPython's combined image (bootloader included): 0x1000 on the ESP32, 0 on the S3 and C3
+# (the install notes on micropython.org/download); None: an RP2040 takes a UF2, no offset.
+_MCU_IMAGE: dict[str, tuple[str, int | None]] = {
+    "esp32": ("xtensawin", 0x1000),
+    "esp32s3": ("xtensawin", 0),
+    "esp32c3": ("rv32imc", 0),
+    "rp2040": ("armv6m", None),
 }
 # power.radio_ma keys each radio needs (and the only ones allowed).
 RADIO_CURRENTS = {"ble": ("ble_tx",), "lora": ("lora_tx", "lora_rx")}
@@ -173,7 +183,7 @@ def check_board(board: Board, where: str) -> None:
     mirrors = board.get("mirrors")
     if board["virtual"] and not (isinstance(mirrors, str) and mirrors):
         fail("mirrors", "a virtual board names the real board it mirrors")
-    _check_micropython(board["micropython"], fail)
+    _check_micropython(board["micropython"], board["mcu"], fail)
     _check_flash(board["flash"], fail)
     gpio = _check_gpio(board, fail)
     freqs = board["freqs_hz"]
@@ -197,10 +207,19 @@ def check_board(board: Board, where: str) -> None:
     _check_power(board["power"], radios, fail)
 
 
-def _check_micropython(mp: Board, fail: Fail) -> None:
-    _only_keys(mp, ("image", "heap_bytes", "heap_source"), "micropython", fail)
-    if not (isinstance(mp["image"], str) and mp["image"]):
-        fail("micropython.image", "must name the firmware image")
+def _check_micropython(mp: Board, mcu: str, fail: Fail) -> None:
+    keys = ("build", "version", "mpy_march", "heap_bytes", "heap_source")
+    _only_keys(mp, keys, "micropython", fail, optional=("image_offset",))
+    if not (isinstance(mp["build"], str) and re.fullmatch(r"[A-Z0-9_]+", mp["build"])):
+        fail("micropython.build", "must be MicroPython's board build name, like ESP32_GENERIC")
+    if not (isinstance(mp["version"], str) and re.fullmatch(r"\d+\.\d+\.\d+", mp["version"])):
+        fail("micropython.version", "must be a MicroPython release like 1.29.0")
+    march, offset = _MCU_IMAGE.get(mcu, (None, None))
+    if mp["mpy_march"] != march:
+        fail("micropython.mpy_march", f"an {mcu} runs {march} code, not {mp['mpy_march']!r}")
+    if mp.get("image_offset") != offset:
+        where = "is not written by esptool (UF2)" if offset is None else f"is at {offset:#x}"
+        fail("micropython.image_offset", f"the MicroPython image of an {mcu} {where}")
     if not (_is(mp["heap_bytes"], int) and mp["heap_bytes"] > 0):
         fail("micropython.heap_bytes", "must be a positive number of bytes")
     if not (isinstance(mp["heap_source"], str) and mp["heap_source"].strip()):

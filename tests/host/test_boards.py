@@ -164,7 +164,16 @@ def test_pico_lora_hat_is_the_pico_with_the_radio() -> None:
 @pytest.fixture
 def real() -> dict[str, dict[str, Any]]:
     """Resolved copies of real boards to build test boards from (read before the dir moves)."""
-    return {n: load_board(n) for n in ("esp32-devkitc", "rpi-pico", "ttgo-lora32-v1")}
+    return {
+        n: load_board(n)
+        for n in (
+            "esp32-devkitc",
+            "esp32-s3-devkitc",
+            "esp32-c3-devkitm",
+            "rpi-pico",
+            "ttgo-lora32-v1",
+        )
+    }
 
 
 @pytest.fixture
@@ -283,6 +292,13 @@ BAD = [
     ("rpi-pico", "virtual", True, "mirrors: a virtual board names"),
     ("rpi-pico", "micropython.heap_bytes", 0, "micropython.heap_bytes: must be a positive"),
     ("rpi-pico", "micropython.heap_source", "", "micropython.heap_source: the heap figure"),
+    ("rpi-pico", "micropython.build", "rpi pico", "micropython.build: must be MicroPython's"),
+    ("rpi-pico", "micropython.version", "v1.29", "micropython.version: must be a MicroPython"),
+    ("rpi-pico", "micropython.mpy_march", "xtensawin", "micropython.mpy_march: an rp2040 runs"),
+    ("esp32-c3-devkitm", "micropython.mpy_march", "xtensawin", "an esp32c3 runs rv32imc"),
+    ("rpi-pico", "micropython.image_offset", 0, "micropython.image_offset: the MicroPython"),
+    ("esp32-devkitc", "micropython.image_offset", 0, "image of an esp32 is at 0x1000"),
+    ("esp32-s3-devkitc", "micropython.image_offset", DELETE, "image of an esp32s3 is at 0x0"),
     ("rpi-pico", "flash.fs_bytes", 4096 * 1000, "flash.fs_bytes: the partition ends past"),
     ("rpi-pico", "flash.fs_bytes", 1441792 - 100, "flash.fs_bytes: the partition must start"),
     ("rpi-pico", "flash.fs_source", DELETE, "flash.fs_source: missing"),
