@@ -46,3 +46,24 @@ class ProtocolError(MoteError):
     def __init__(self, message: str, hint: str = "", err: str = "") -> None:
         super().__init__(message, hint)
         self.err = err
+
+
+class FlashError(MoteError):
+    """Writing MicroPython failed or was refused: wrong chip, image missing or damaged,
+    bootloader not reached, verify mismatch."""
+
+    exit_code = 6
+
+
+class DeployError(MoteError):
+    """Copying the firmware onto a node failed or was refused (no MicroPython REPL, a file that
+    did not arrive intact, the node reporting another firmware after the reboot)."""
+
+    exit_code = 7
+
+
+class RegistryError(MoteError):
+    """The host registry of provisioned devices cannot be read or written, or refuses a change
+    (a device already registered without --force)."""
+
+    exit_code = 8

@@ -111,6 +111,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("port"):
         skip = pytest.mark.skip(reason="needs the virtual board's control channel")
-        for item in items:
-            if item.get_closest_marker("virtual_only"):
-                item.add_marker(skip)
+        marker = "virtual_only"
+    else:
+        skip = pytest.mark.skip(reason="needs a real board: run with --port PORT --board NAME")
+        marker = "hardware"
+    for item in items:
+        if item.get_closest_marker(marker):
+            item.add_marker(skip)
