@@ -97,6 +97,15 @@ def _str(name, v, choices):
     return v
 
 
+def _hex(name, v, digits):
+    # "" (not set) or exactly `digits` hex digits, stored in lower case.
+    if v == "":
+        return v
+    if not isinstance(v, str) or len(v) != digits or any(c not in _HEX_DIGITS for c in v):
+        raise Invalid("%s: %r is not %d hex digits" % (name, v, digits))
+    return v.lower()
+
+
 def _sensor(name, s, e):
     # {"kind", "id"?, "bus"?, "addr"?, "options"?} -> a copy
     if not isinstance(s, dict):
@@ -178,6 +187,8 @@ def _value(e, name, v):
         return _num(name, v, kind, e)
     if kind == "str":
         return _str(name, v, e.get("choices"))
+    if kind == "hex":
+        return _hex(name, v, e["digits"])
     if kind == "bool":
         if type(v) is not bool:
             raise Invalid("%s: %r is not true or false" % (name, v))

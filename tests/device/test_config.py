@@ -38,6 +38,12 @@ DEFAULTS = {
     "log_level": "info",
     "safe_mode_after": 3,
     "battery_mah": 0,
+    "lorawan_region": "EU868",
+    "lorawan_sub_band": 2,
+    "lorawan_activation": "otaa",
+    "lorawan_dev_eui": "",
+    "lorawan_join_eui": "0000000000000000",
+    "lorawan_dev_addr": "",
 }
 
 KEYS = (  # in schema order (MicroPython dicts keep no order)
@@ -58,6 +64,12 @@ KEYS = (  # in schema order (MicroPython dicts keep no order)
     "log_level",
     "safe_mode_after",
     "battery_mah",
+    "lorawan_region",
+    "lorawan_sub_band",
+    "lorawan_activation",
+    "lorawan_dev_eui",
+    "lorawan_join_eui",
+    "lorawan_dev_addr",
 )
 
 # key, low, high, the range as the message shows it, a value just below, one just above
@@ -75,6 +87,7 @@ NUMBERS = (
     ("watchdog_ms", 1000, 120000, "1000..120000 ms", 999, 120001),
     ("safe_mode_after", 2, 20, "2..20", 1, 21),
     ("battery_mah", 0, 100000, "0..100000 mAh", -1, 100001),
+    ("lorawan_sub_band", 1, 8, "1..8", 0, 9),
 )
 FLOATS = ("outlier", "ema_alpha", "low_battery_v", "critical_battery_v")
 KINDS = "battery, sht4x, bme280, ds18b20, scd41, ina219, soil"
@@ -111,7 +124,7 @@ def test_schema_has_every_key_with_its_default_and_the_defaults_are_valid():
     assert tuple(e["key"] for e in ents) == KEYS
     for e in ents:
         assert e["default"] == DEFAULTS[e["key"]], e["key"]
-        assert e["type"] in ("int", "float", "bool", "str", "list", "map"), e["key"]
+        assert e["type"] in ("int", "float", "bool", "str", "hex", "list", "map"), e["key"]
         assert isinstance(e["unit"], str), e["key"]
         assert isinstance(e["doc"], str) and 0 < len(e["doc"]) <= 80 and "\n" not in e["doc"]
         assert config.validate(e["key"], e["default"], DEFAULTS) == e["default"], e["key"]
@@ -159,6 +172,25 @@ def test_log_level_choices():
     _refused("log_level: 'loud' is not one of debug, info, warning, error", "log_level", "loud")
     _refused("log_level: 'INFO' is not one of debug, info, warning, error", "log_level", "INFO")
     _refused("log_level: 2 is not a string", "log_level", 2)
+
+
+def test_lorawan_identity_keys_are_hex_of_their_length_or_empty():
+    assert config.validate("lorawan_dev_eui", "70B3D57ED0000001") == "70b3d57ed0000001"
+    assert config.validate("lorawan_dev_eui", "") == ""
+    assert config.validate("lorawan_dev_addr", "0123abcd") == "0123abcd"
+    _refused(
+        "lorawan_dev_eui: '70b3d57ed00000' is not 16 hex digits",
+        "lorawan_dev_eui",
+        "70b3d57ed00000",
+    )
+    _refused(
+        "lorawan_join_eui: '00000000000000zz' is not 16 hex digits",
+        "lorawan_join_eui",
+        "00000000000000zz",
+    )
+    _refused("lorawan_dev_addr: 19088743 is not 8 hex digits", "lorawan_dev_addr", 19088743)
+    _refused("lorawan_region: 'AS923' is not one of EU868, US915", "lorawan_region", "AS923")
+    _refused("lorawan_activation: 'ABP' is not one of otaa, abp", "lorawan_activation", "ABP")
 
 
 def test_uplinks_choices_duplicates_and_count():
