@@ -4,9 +4,9 @@ Each file runs once per virtual board (sim-esp32 and sim-rp2 unless the file say
 `# devtest: boards=sim-esp32`; `# devtest: speed=20` makes its sleeps pass 20 times faster,
 for drivers that wait seconds for a conversion) in script mode on a fresh node: the real
 unix-port interpreter with the board's heap, a littlefs root, the machine shims and device
-models. firmware/ and
-drivers/ are importable as on a node's /lib, compiled to .mpy as the deploy installs them (an
-ESP32's heap cannot compile the whole firmware from source). The tests of one file share one
+models. firmware/ and drivers/ are importable as on a node's /lib, compiled to .mpy as the
+deploy installs them (an ESP32's heap cannot compile the whole firmware from source); the test
+files are compiled the same way. The tests of one file share one
 node, in order.
 A failure shows the MicroPython traceback; CPython-only code fails here as it would on a board.
 """
@@ -105,7 +105,8 @@ def run_file(
         cmd += ["--timeout", str(timeout_s), "--speed", str(speed)]
         for host, node in (
             (HARNESS_DIR, "/.devtest"),
-            (path.parent, "/.tests"),
+            # Compiled too: a big test file's source does not compile in an ESP32's heap.
+            (_compiled(path.parent, Path(tmp) / "tests"), "/.tests"),
             (_compiled(REPO / "firmware", Path(tmp) / "firmware"), "/.firmware"),
             (_compiled(REPO / "drivers", Path(tmp) / "drivers"), "/.drivers"),
         ):
