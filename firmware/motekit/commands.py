@@ -27,6 +27,12 @@ def fs_free():
         return -1
 
 
+def _deployed():
+    from motekit import deployed
+
+    return deployed
+
+
 def _free_heap():
     gc.collect()  # what is free for live objects, not what garbage happens to hold
     return gc.mem_free()
@@ -53,6 +59,7 @@ def handlers(app):
             "board": app.board.get("name"),
             "mcu": app.board.get("mcu"),
             "fw": VERSION,
+            "build": _deployed().build(),
             "proto": console.PROTO,
             "reset_cause": app.cause,
             "uptime_ms": time.ticks_ms(),
@@ -162,6 +169,13 @@ def handlers(app):
         app.console.after = "reboot"
         return {}
 
+    def deploy(req):
+        # A deploy begins: mark it, then reset into the REPL (main.py sees the mark), where the
+        # host copies files with the watchdog off and the app stopped.
+        _deployed().begin()
+        app.console.after = "reboot"
+        return {"reboot": True}
+
     def sleep(req):
         ms = req.get("ms")
         if ms is not None and (not isinstance(ms, int) or ms < 0):
@@ -182,5 +196,6 @@ def handlers(app):
         "stats": stats,
         "selftest": selftest,
         "reboot": reboot,
+        "deploy": deploy,
         "sleep": sleep,
     }
