@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.console import Console
 
-from host_tools import firmware_files
 from host_tools.cli import node_view
+from host_tools.deploy import deploy
 from host_tools.errors import ProtocolError
 from host_tools.protocol.client import NodeClient
 from host_tools.protocol.framing import Decoder, Frame, Text
@@ -58,7 +58,7 @@ def main() -> int:
         t0 = time.monotonic()
         cfg = Path(sim.state_dir).parent / "config.json"
         cfg.write_text(json.dumps(CONFIG))
-        firmware_files.install(sim.port, BOARD, {"/config.json": cfg})
+        deploy(sim.port, BOARD, extra_files={"/config.json": cfg})
         con.print(f"  done in {time.monotonic() - t0:.1f} s over a 115200-baud link")
         with SerialTransport(sim.port) as port:
             node = NodeClient(port)

@@ -57,9 +57,15 @@ class FlashError(MoteError):
 
 class DeployError(MoteError):
     """Copying the firmware onto a node failed or was refused (no MicroPython REPL, a file that
-    did not arrive intact, the node reporting another firmware after the reboot)."""
+    did not arrive intact, the node reporting another firmware after the reboot). `err` tells
+    them apart: `no_repl`, `no_answer`, `no_board`, `not_intact`, `not_back`, `not_started`,
+    `wrong_build`, `failed` (the node raised running a step)."""
 
     exit_code = 7
+
+    def __init__(self, message: str, hint: str = "", err: str = "failed") -> None:
+        super().__init__(message, hint)
+        self.err = err
 
 
 class RegistryError(MoteError):

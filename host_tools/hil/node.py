@@ -12,7 +12,7 @@ from typing import Any
 import serial
 from mpremote.transport_serial import SerialTransport
 
-from host_tools import firmware_files
+from host_tools.deploy import deploy
 from host_tools.errors import TransportError
 from host_tools.hil.reset import NoResetLine, reset_for
 from host_tools.protocol.client import NodeClient
@@ -162,7 +162,8 @@ class Node:
             self.transport.in_raw_repl = False
 
     def install_firmware(self, config: dict[str, Any] | None = None) -> None:
-        """Copy the firmware (and a config.json) with mpremote; the node must be at its REPL."""
+        """Deploy the firmware (mote deploy's code) and a config.json, leaving the node at its
+        REPL: the test resets it to start motekit."""
         import json
         import tempfile
 
@@ -173,7 +174,7 @@ class Node:
                 cfg = Path(tmp) / "config.json"
                 cfg.write_text(json.dumps(config))
                 extra["/config.json"] = cfg
-            firmware_files.install(self.port, self.board["name"], extra)
+            deploy(self.port, self.board["name"], extra_files=extra, start=False)
 
 
 class _PortLink:

@@ -20,6 +20,7 @@ from typing import Any
 from simnode import at_repl
 
 from host_tools.boards import load_board
+from host_tools.deploy import deploy
 from host_tools.hil.node import Node
 from host_tools.protocol.client import NodeClient
 from host_tools.protocol.framing import Decoder, Frame, Item, Text
@@ -105,9 +106,7 @@ def firmware_node(
             path.write_text(json.dumps({"version": 2, **config}))
             files["/config.json"] = path
         node.close()
-        from host_tools import firmware_files
-
-        firmware_files.install(sim.port, board, files)
+        deploy(sim.port, board, extra_files=files, start=False)
         for m in models:
             sim.control.request("attach", **m)
         fw = FirmwareNode(sim, board)

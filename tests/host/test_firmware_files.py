@@ -1,10 +1,11 @@
-"""What goes onto a node: modules compiled to .mpy, data files, the resolved board file and a
-manifest of all of them."""
+"""What goes onto a node: modules compiled to .mpy for the board's architecture, data files, the
+resolved board file, and a manifest of all of them with a build id."""
 
 import hashlib
 import json
-import re
 from pathlib import Path
+
+import pytest
 
 from host_tools import firmware_files
 
@@ -22,12 +23,58 @@ def test_modules_go_as_mpy_and_data_as_it_is(tmp_path: Path) -> None:
     assert json.loads(files["/board.json"].read_text())["name"] == "sim-rp2"
 
 
-def test_the_manifest_names_every_file_with_its_hash(tmp_path: Path) -> None:
-    files = firmware_files.node_files("sim-esp32", tmp_path)
-    path = firmware_files.manifest_file("sim-esp32", files, tmp_path)
-    m = json.loads(path.read_text())
-    version = re.search(r'"(.+)"', (REPO / "firmware/motekit/__init__.py").read_text())
-    assert version and m["fw"] == version[1] and m["board"] == "sim-esp32"
-    assert set(m["files"]) == set(files)
-    for node_path, sha in m["files"].items():
-        assert sha == hashlib.sha256(files[node_path].read_bytes()).hexdigest()
+def _compiled_with(march: str, tmp_path: Path) -> bytes:
+    # A module with native code: the only kind whose .mpy records the architecture.
+    src = tmp_path / "nat.py"
+    src.write_text("import micropython\n@micropython.native\ndef f(x):\n    return x + 1\n")
+    return firmware_files._compile(src, tmp_path / march / "nat.mpy", march).read_bytes()
+
+
+@pytest.mark.parametrize(("march", "arch"), [("xtensawin", 10), ("armv6m", 4), ("rv32imc", 11)])
+def test_modules_are_compiled_for_the_boards_architecture(
+    march: str, arch: int, tmp_path: Path
+) -> None:
+    # The .mpy header's third byte holds the architecture in its top bits (py/persistentcode.h
+    # MPY_FEATURE_ENCODE_ARCH): a native module compiled without -march would not load.
+    assert _compiled_with(march, tmp_path)[2] >> 2 == arch
+
+
+def test_the_board_file_picks_the_march(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str | None] = []
+    real = firmware_files._compile
+
+    def spy(src: Path, out: Path, march: str | None) -> Path:
+        seen.append(march)
+        return real(src, out, march)
+
+    monkeypatch.setattr(firmware_files, "_compile", spy)
+    firmware_files.node_files("sim-rp2", tmp_path / "rp2")
+    assert set(seen) == {"armv6m"}
+    seen.clear()
+    firmware_files.node_files("sim-esp32", tmp_path / "esp32")
+    assert set(seen) == {"xtensawin"}
+
+
+def test_the_manifest_names_every_file_with_its_hash_and_size(tmp_path: Path) -> None:
+    b = firmware_files.build("sim-esp32", tmp_path)
+    m = b.manifest
+    assert m["version"] == 1 and m["board"] == "sim-esp32"
+    assert m["fw"] == firmware_files.firmware_version() != "unknown"
+    assert set(m["files"]) == set(b.files)
+    for node_path, entry in m["files"].items():
+        data = b.files[node_path].read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    assert not set(m["files"]) & {"/config.json", "/cal.json", "/secrets.json", "/manifest.json"}
+
+
+def test_the_build_id_follows_the_files(tmp_path: Path) -> None:
+    a = firmware_files.build("sim-esp32", tmp_path / "a")
+    again = firmware_files.build("sim-esp32", tmp_path / "b")
+    assert a.id == again.id and len(a.id) == 16
+    other_board = firmware_files.build("sim-rp2", tmp_path / "c")
+    assert other_board.id != a.id  # board.json differs
+    files = dict(a.files)
+    changed = tmp_path / "main.py"
+    changed.write_text(files["/main.py"].read_text() + "\n# changed\n")
+    files["/main.py"] = changed
+    assert firmware_files.manifest("sim-esp32", files)["build"] != a.id
