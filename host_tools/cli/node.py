@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from host_tools.cli import node_view as view
+from host_tools.cli.options import port_option
 from host_tools.errors import ConfigError, MoteError, TransportError
 from host_tools.protocol.client import NodeClient
 from host_tools.transport.reset import ClassicReset
@@ -44,10 +45,7 @@ def node_options(fn: F) -> F:
         help="Reset the node first through the port's RTS line (ESP32 dev boards' auto-reset "
         "wiring), then catch it in its host window.",
     )(fn)
-    fn = click.option(
-        "--port", envvar="MOTE_PORT", help="Serial port or virtual board pty (env MOTE_PORT)."
-    )(fn)
-    return fn
+    return port_option(fn)
 
 
 def _remember_reset(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -89,6 +89,13 @@ def _number(text: str, what: str) -> float:
     "--air", default="", help="Virtual air to transmit on (default: $MOTE_AIR or 'default')."
 )
 @click.option("--no-air", is_flag=True, help="Radios transmit into nothing.")
+@click.option(
+    "--detach",
+    is_flag=True,
+    help="Run in the background (state kept in the user's data dir unless --state); print the "
+    "pty and return. Other commands reach it as --port sim:BOARD.",
+)
+@click.option("--stop", "stop_it", is_flag=True, help="Stop the running virtual BOARD and return.")
 def sim(
     board: str,
     state_dir: Path | None,
@@ -101,12 +108,18 @@ def sim(
     faults: tuple[str, ...],
     air: str,
     no_air: bool,
+    detach: bool,
+    stop_it: bool,
 ) -> None:
     """Start a virtual node: real MicroPython behind a pty. Runs until interrupted."""
+    from host_tools.sim import running
     from host_tools.sim.commands import board_commands
     from host_tools.sim.state import StateDir
     from host_tools.sim.supervisor import VirtualBoard
 
+    if stop_it:
+        _stop_running(board)
+        return
     definition = load_board(board)
     if not definition.get("virtual"):
         raise ConfigError(
@@ -116,6 +129,15 @@ def sim(
         raise ConfigError("--speed must be > 0")
     if baud < 0:
         raise ConfigError("--baud must be >= 0")
+    if detach:
+        if envs or attaches or faults or port_file or control_file or speed != 1 or baud != 115200:
+            raise ConfigError(
+                "--detach takes only --board and --state",
+                hint="use mote simctl --control on the running board for the rest",
+            )
+        rb = running.start_detached(board, state_dir)
+        click.echo(rb.port)
+        return
     # Everything the options ask for is checked before a board (and its files) exists.
     startup: list[dict[str, Any]] = []
     env_values = {k: _number(v, f"--env {k}") for k, v in _pairs(envs, "--env")}
@@ -159,15 +181,34 @@ def sim(
         _write_atomically(control_file, str(server.path) + "\n")
     if port_file is not None:
         _write_atomically(port_file, vb.pty.path + "\n")
+    running.register(
+        running.RunningBoard(board, vb.pty.path, os.getpid(), str(server.path), str(state.path))
+    )
     try:
         while not stop:
             vb.extra_fds = server.fds()
             vb.step(0.2)
     finally:
+        running.unregister(os.getpid())
         server.close()
         vb.close()
         if state.temporary:
             shutil.rmtree(state.path, ignore_errors=True)  # a throwaway board leaves nothing
+
+
+def _stop_running(board: str) -> None:
+    from host_tools.sim import running
+
+    found = [rb for rb in running.running_boards() if rb.board == board]
+    if not found:
+        raise SimError(f"no virtual {board} is running")
+    for rb in found:
+        try:
+            with SimControl(rb.control) as ctl:
+                ctl.request("stop")
+        except (OSError, SimError) as exc:
+            raise SimError(f"cannot stop the virtual {board} (pid {rb.pid}): {exc}") from exc
+        click.echo(f"stopped the virtual {board} on {rb.port}")
 
 
 @click.command()

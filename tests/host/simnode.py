@@ -1,7 +1,11 @@
 """Shared by the virtual-board behaviour tests: reaching a fresh board's REPL and its controls."""
 
+from pathlib import Path
 from typing import Any
 
+import littlefs
+
+from host_tools.boards import load_board
 from host_tools.hil.node import Node
 
 
@@ -35,3 +39,20 @@ def stop(node: Node) -> None:
     node.close()
     assert node.sim is not None
     node.sim.stop()
+
+
+def flash_image(state_dir: Path, board: str) -> littlefs.LittleFS:
+    """Mount a copy of a virtual board's flash.bin with littlefs-python (MicroPython's lfs2
+    geometry): an oracle independent of MicroPython."""
+    flash = load_board(board)["flash"]
+    image = (state_dir / "flash.bin").read_bytes()
+    assert len(image) == flash["fs_bytes"]
+    block = flash["fs_block_size"]
+    return littlefs.LittleFS(
+        context=littlefs.UserContext(buffer=bytearray(image)),
+        block_size=block,
+        block_count=len(image) // block,
+        read_size=32,  # extmod/vfs_lfs.c defaults: readsize, progsize and lookahead 32
+        prog_size=32,
+        lookahead_size=32,
+    )

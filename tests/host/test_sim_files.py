@@ -11,9 +11,8 @@ from typing import Any
 
 import littlefs
 import pytest
-from simnode import status, stop
+from simnode import flash_image, status, stop
 
-from host_tools.boards import load_board
 from host_tools.hil.node import Node
 
 # machine.reset() (a software reset) as each port reports it: SOFT_RESET on esp32, WDT_RESET on rp2.
@@ -46,18 +45,7 @@ def mpremote(port: str, *args: str) -> str:
 def read_image(node: Node) -> littlefs.LittleFS:
     """Mount a copy of the node's flash.bin with littlefs-python (MicroPython's lfs2 geometry)."""
     assert node.sim is not None
-    flash = load_board(node.board["name"])["flash"]
-    image = (Path(node.sim.state_dir) / "flash.bin").read_bytes()
-    assert len(image) == flash["fs_bytes"]
-    block = flash["fs_block_size"]
-    return littlefs.LittleFS(
-        context=littlefs.UserContext(buffer=bytearray(image)),
-        block_size=block,
-        block_count=len(image) // block,
-        read_size=32,  # extmod/vfs_lfs.c defaults: readsize, progsize and lookahead 32
-        prog_size=32,
-        lookahead_size=32,
-    )
+    return flash_image(Path(node.sim.state_dir), node.board["name"])
 
 
 # ---- mpremote -----------------------------------------------------------------------------
