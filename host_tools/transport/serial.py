@@ -48,7 +48,7 @@ class SerialTransport:
             # auto-reset circuit both asserted means neither EN nor GPIO0 is pulled low.
             s.open()
         except serial.SerialException as exc:
-            raise _open_error(port, exc) from exc
+            raise open_error(port, exc) from exc
         except ValueError as exc:  # a malformed URL or setting
             raise TransportError(f"cannot open {port}: {exc}") from exc
         self.serial: serial.Serial | None = s
@@ -111,7 +111,7 @@ class SerialTransport:
         self.close()
 
 
-def _open_error(port: str, exc: serial.SerialException) -> TransportError:
+def open_error(port: str, exc: serial.SerialException) -> TransportError:
     code = exc.errno
     if code in _MISSING:
         return TransportError(

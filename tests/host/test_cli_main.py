@@ -17,9 +17,9 @@ def test_a_system_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_mote_error_carries_its_exit_code_and_hint(capsys: pytest.CaptureFixture[str]) -> None:
     rc = cli_main.main(["flash", "--board", "sim-esp32", "--port", "/dev/null"])
     err = capsys.readouterr().err.splitlines()
-    assert rc == 3
-    assert err[0].startswith("error: flashing is not implemented yet")
-    assert err[1].startswith("hint: ")
+    assert rc == 2  # ConfigError
+    assert err[0] == "error: /dev/null is not a running virtual board's pty"
+    assert err[1].startswith("hint: leave out --port")
 
 
 def test_an_unexpected_exception_is_reported_not_dumped(
