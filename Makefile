@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BOARD  ?= sim-esp32
 PORT   ?=
+REGION ?=
 
 .PHONY: venv demo test test-host test-device test-hil lint typecheck sim flash clean
 
@@ -46,8 +47,15 @@ typecheck: venv
 sim: venv
 	$(BIN)/mote sim --board $(BOARD) $(SIM_ARGS)
 
+# MicroPython (none for a virtual board), the firmware, then keys for a device the registry does
+# not know yet. BOARD=sim-* uses the running virtual board of that kind, or starts one.
+# REGION=EU868|US915 for a LoRa board.
+NODE_PORT = $(if $(PORT),$(PORT),$(if $(filter sim-%,$(BOARD)),sim:$(BOARD)))
 flash: venv
-	$(BIN)/mote flash --board $(BOARD) $(if $(PORT),--port $(PORT))
+	$(BIN)/mote flash --board $(BOARD) $(if $(PORT),--port $(PORT)) --hold
+	$(BIN)/mote provision --if-new $(if $(NODE_PORT),--port $(NODE_PORT)) \
+		$(if $(REGION),--lorawan-region $(REGION))
+	$(BIN)/mote release $(if $(NODE_PORT),--port $(NODE_PORT))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

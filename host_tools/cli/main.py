@@ -25,11 +25,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _register() -> None:
     # Imported here so that `mote --help` stays fast and a broken optional command
     # cannot break the others at import time.
-    from host_tools.cli import air, flash, node, sim
+    from host_tools.cli import (
+        air,
+        console,
+        deploy,
+        flash,
+        images,
+        node,
+        ports,
+        provision,
+        registry,
+        sim,
+    )
 
     cli.add_command(sim.sim)
     cli.add_command(sim.simctl)
     cli.add_command(flash.flash)
+    cli.add_command(deploy.deploy_cmd)
+    cli.add_command(images.images)
+    cli.add_command(provision.provision)
+    cli.add_command(registry.registry)
+    cli.add_command(ports.ports)
+    cli.add_command(console.console)
     cli.add_command(air.air)
     for command in node.COMMANDS:
         cli.add_command(command)
