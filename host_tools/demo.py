@@ -1,13 +1,13 @@
 """`make demo`: the main journey as far as it exists today.
 
-Start a virtual ESP32 node with an SHT41 on its I2C bus, put the firmware on it over its serial
-port with mpremote, catch it in its host window and configure it over the console protocol,
-then watch it sample, report on change and on heartbeat, and deep-sleep through half a
-simulated day in a few seconds, decoding every report it sends. A sensor is unplugged on the
-way; finally the node is caught at a wake and shows what its cycles cost. Then it stops.
+Start a virtual ESP32 node with an SHT41 on its I2C bus, flash it (`mote flash`: its flash
+erased, the firmware deployed), give it its BTHome key (`mote provision`), deploy again (nothing
+to copy), configure it over the console protocol, then watch it sample, report on change and on
+heartbeat, and deep-sleep through half a simulated day in a few seconds, decoding every report
+it sends. A sensor is unplugged on the way; finally the node is caught at a wake and shows what
+its cycles cost. Then it stops.
 """
 
-import json
 import re
 import sys
 import time
@@ -18,8 +18,11 @@ from typing import Any
 from rich.console import Console
 
 from host_tools.cli import node_view
+from host_tools.cli.deploy import describe
+from host_tools.cli.main import main as main_cli
 from host_tools.deploy import deploy
 from host_tools.errors import ProtocolError
+from host_tools.flashing.node import flash_node
 from host_tools.protocol.client import NodeClient
 from host_tools.protocol.framing import Decoder, Frame, Text
 from host_tools.sim.launcher import SimProcess
@@ -29,14 +32,7 @@ BOARD = "sim-esp32"
 SPEED = 2000.0
 PERIOD_S = 600
 HOURS = 12
-CONFIG = {
-    "version": 2,
-    "sample_period": 300,
-    "heartbeat": 3600,
-    "host_wait_ms": 3000,
-    "sensors": [{"kind": "battery"}, {"kind": "sht4x"}],
-    "battery_mah": 2500,
-}
+CONFIG = {"sensors": [{"kind": "battery"}, {"kind": "sht4x"}], "battery_mah": 2500}
 # What happens to the world around the node, at simulated hours since the first wake.
 EVENTS = [
     (3.0, "the sun comes in: 22 -> 27 °C", {"env": {"temperature_c": 27.0}}),
@@ -54,19 +50,24 @@ def main() -> int:
     with SimProcess(BOARD, speed=SPEED) as sim:
         sim.control.request("attach", model="sht4x", bus="i2c0", addr=0x44)
         con.print(f"  serial port: [cyan]{sim.port}[/]  (try: mpremote connect {sim.port} repl)")
-        con.print("Flashing: the firmware as .mpy, board.json and config.json, with mpremote")
-        t0 = time.monotonic()
-        cfg = Path(sim.state_dir).parent / "config.json"
-        cfg.write_text(json.dumps(CONFIG))
-        deploy(sim.port, BOARD, extra_files={"/config.json": cfg})
-        con.print(f"  done in {time.monotonic() - t0:.1f} s over a 115200-baud link")
+        con.print(f"\n[bold]mote flash --board {BOARD} --port {sim.port} --hold[/]")
+        result = flash_node(BOARD, sim.port, hold=True, say=lambda m: con.print(f"  {m}"))
+        assert result.deploy is not None
+        con.print(f"  {describe(result.deploy)}")
+        registry = Path(sim.state_dir).parent / "registry.json"
+        con.print(f"\n[bold]mote provision --port {sim.port} --registry {registry.name}[/]")
+        if main_cli(["provision", "--port", sim.port, "--registry", str(registry)]) != 0:
+            return 1
+        con.print(f"\n[bold]mote deploy --port {sim.port}[/] again: nothing has changed")
+        con.print(f"  {describe(deploy(sim.port, hold=True))}")
         with SerialTransport(sim.port) as port:
             node = NodeClient(port)
-            sim.control.request("reset", kind="button")
-            con.print("\n[bold]Reset; catching the node in its host window (mote info)[/]")
-            node.catch(10)
+            node.catch(10)  # held since the flash: it answers at once
             node_view.info(node.request("info"))
-            con.print("\n[bold]mote config set sample_period 0[/]")
+            for key, value in CONFIG.items():
+                node.request("config", op="set", key=key, value=value)
+            con.print(f"\n[bold]mote config set[/] sensors, battery: {CONFIG}")
+            con.print("[bold]mote config set sample_period 0[/]")
             try:
                 node.request("config", op="set", key="sample_period", value=0)
             except ProtocolError as exc:
