@@ -3,7 +3,7 @@
 A variant may start with `"extends": "<base>"`: its JSON is deep-merged over the base's resolved
 definition (objects merge key by key, anything else replaces, and `null` clears the base's
 value). load_board() returns the resolved definition after checking it; resolved_board_json() is
-what a node gets as /board.json.
+what a node gets as /board.json (the same, less its documentation strings).
 """
 
 import json
@@ -94,8 +94,20 @@ def load_board(name: str) -> Board:
 
 
 def resolved_board_json(name: str) -> str:
-    """The node's /board.json for board `name`: the resolved definition, compact."""
-    return json.dumps(load_board(name), separators=(",", ":"))
+    """The node's /board.json for board `name`: the resolved definition, compact, without its
+    documentation (description and the *_source texts, a third of the file), which would only
+    take heap on the node: the firmware keeps the board in RAM while it runs."""
+    return json.dumps(_undocumented(load_board(name)), separators=(",", ":"))
+
+
+def _undocumented(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _undocumented(v)
+            for k, v in value.items()
+            if k != "description" and k != "source" and not k.endswith("_source")
+        }
+    return value
 
 
 def virtual_board_names() -> list[str]:

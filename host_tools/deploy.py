@@ -257,6 +257,7 @@ def _copy_phase(
         for node_path, src in extra_files.items():
             fs.makedirs([node_path.rsplit("/", 1)[0]] if node_path.count("/") > 1 else [])
             fs.write_atomically(node_path, src.read_bytes())
+        # "build" comes before "files", which the node's `info` relies on (motekit/deployed.py).
         fs.write_atomically(MANIFEST_PATH, json.dumps(local.manifest).encode())
         fs.remove(DEPLOYING_PATH)
         if start:

@@ -78,3 +78,13 @@ def test_the_build_id_follows_the_files(tmp_path: Path) -> None:
     changed.write_text(files["/main.py"].read_text() + "\n# changed\n")
     files["/main.py"] = changed
     assert firmware_files.manifest("sim-esp32", files)["build"] != a.id
+
+
+def test_the_build_id_is_in_the_manifests_head_for_every_board(tmp_path: Path) -> None:
+    # The node's `info` reads only the first 200 bytes (firmware/motekit/deployed.py).
+    from host_tools.boards import board_names
+
+    longest = max(board_names(), key=len)
+    b = firmware_files.build(longest, tmp_path)
+    head = json.dumps(b.manifest)[:200]
+    assert f'"build": "{b.id}"' in head
