@@ -11,7 +11,7 @@ import json
 
 import click
 
-from host_tools.cli.options import port_option
+from host_tools.cli.options import port_option, wait_option
 from host_tools.cli.progress import bars
 from host_tools.deploy import DeployResult, deploy
 from host_tools.errors import ConfigError
@@ -21,15 +21,7 @@ from host_tools.errors import ConfigError
 @port_option
 @click.option("--board", help="Board name from boards/ (default: the node's /board.json).")
 @click.option("--full", is_flag=True, help="Copy every file, whatever the node has.")
-@click.option(
-    "--wait",
-    "wait_s",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to try to catch a duty-cycling node.",
-)
+@wait_option("How long to try to catch a duty-cycling node.")
 @click.option(
     "--hold", is_flag=True, help="Leave the node held afterwards (`mote release` lets it run)."
 )

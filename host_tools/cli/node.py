@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from host_tools.cli import node_view as view
-from host_tools.cli.options import port_option
+from host_tools.cli.options import port_option, wait_option
 from host_tools.errors import ConfigError, MoteError, TransportError
 from host_tools.protocol.client import NodeClient
 from host_tools.transport.reset import ClassicReset
@@ -28,14 +28,8 @@ def node_options(fn: F) -> F:
     fn = click.option(
         "--json", "as_json", is_flag=True, help="Print the reply's data as one JSON object."
     )(fn)
-    fn = click.option(
-        "--wait",
-        "wait_s",
-        type=click.FloatRange(min=0),
-        default=5.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="How long to try to catch the node (it listens after a reset, and while held).",
+    fn = wait_option(
+        "How long to try to catch the node (it listens after a reset, and while held)."
     )(fn)
     fn = click.option(
         "--reset",

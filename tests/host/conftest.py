@@ -30,3 +30,17 @@ def boot(request: pytest.FixtureRequest) -> Iterator[Callable[..., Node]]:
         node.close()
         assert node.sim is not None
         node.sim.__exit__(None, None, None)
+
+
+@pytest.fixture
+def mote(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """mote(*args): run the `mote` CLI in-process; (exit code, stdout, stderr)."""
+    from host_tools.cli.main import main
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main(list(args))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run

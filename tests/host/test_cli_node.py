@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fakenode import FakeNode
 
-from host_tools.cli import main as cli_main
 from host_tools.cli.node import parse_value
 
 Run = Callable[..., tuple[int, str, str]]
@@ -34,16 +33,6 @@ def pty_node() -> Iterator[Callable[..., tuple[FakeNode | None, str]]]:
             fake.__exit__(None, None, None)
         os.close(master)
         os.close(slave)
-
-
-@pytest.fixture
-def mote(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> tuple[int, str, str]:
-        rc = cli_main.main(list(args))
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 def one_json(out: str) -> Any:

@@ -38,7 +38,7 @@ def test_pass_fail_skip_and_output_are_reported_per_test(tmp_path: Path) -> None
     bad = run.results["test_bad"]
     assert bad.status == "fail"
     # MicroPython's own traceback, pointing into the file as the node sees it.
-    assert 'File "/.tests/test_mixed.py", line 6, in test_bad' in bad.output
+    assert 'File "test_mixed.py", line 6, in test_bad' in bad.output
     assert "AssertionError: x is 1" in bad.output
     assert run.results["test_skipped"].status == "skip"
     assert run.results["test_skipped"].detail == "no radio"

@@ -58,15 +58,21 @@ class ResettingLink(FakeLink):
         self.sim.control.request("erase_flash")
 
 
+def esp_behind(sim: SimProcess, chip: str, tmp_path: Path, mp: pytest.MonkeyPatch) -> FakeChip:
+    """An image in the cache and esptool faked: an ESP chip of `chip` behind the sim's port."""
+    cached_image(tmp_path)
+    fake = FakeChip(chip)
+    mp.setattr(esp, "EsptoolLink", lambda port: ResettingLink(fake, port, sim))
+    return fake
+
+
 def test_an_esp32_is_flashed_and_deployed(
     tmp_path: Path,
     sim_esp32: SimProcess,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cached_image(tmp_path)
-    chip = FakeChip("esp32")
-    monkeypatch.setattr(esp, "EsptoolLink", lambda port: ResettingLink(chip, port, sim_esp32))
+    chip = esp_behind(sim_esp32, "esp32", tmp_path, monkeypatch)
     args = ("flash", "--board", "esp32-devkitc", "--port", sim_esp32.port, "--json", "--hold")
     rc, out, err = mote(capsys, *args)
     assert rc == 0, err
@@ -91,9 +97,7 @@ def test_the_wrong_chip_is_refused_and_nothing_is_written(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cached_image(tmp_path)
-    chip = FakeChip("esp32s3")
-    monkeypatch.setattr(esp, "EsptoolLink", lambda port: ResettingLink(chip, port, sim_esp32))
+    chip = esp_behind(sim_esp32, "esp32s3", tmp_path, monkeypatch)
     rc, out, err = mote(capsys, "flash", "--board", "esp32-devkitc", "--port", sim_esp32.port)
     assert rc == 6 and "deploying" not in out
     assert err.splitlines()[0] == (

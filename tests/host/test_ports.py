@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from host_tools.cli import main as cli_main
 from host_tools.ports import guess, list_ports
 
 Run = Callable[..., tuple[int, str, str]]
@@ -104,16 +103,6 @@ def test_a_pty_listed_twice_shows_once() -> None:
 
 
 # ---- the command --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mote(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(*args: str) -> tuple[int, str, str]:
-        rc = cli_main.main(list(args))
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return _run
 
 
 @pytest.fixture
