@@ -11,10 +11,12 @@ import json
 
 import click
 
+from host_tools.cli.node import reset_node
 from host_tools.cli.options import port_option, wait_option
 from host_tools.cli.progress import bars
 from host_tools.deploy import DeployResult, deploy
 from host_tools.errors import ConfigError
+from host_tools.transport.serial import SerialTransport
 
 
 @click.command("deploy")
@@ -23,15 +25,30 @@ from host_tools.errors import ConfigError
 @click.option("--full", is_flag=True, help="Copy every file, whatever the node has.")
 @wait_option("How long to try to catch a duty-cycling node.")
 @click.option(
+    "--reset",
+    is_flag=True,
+    help="Reset the node first through the port's RTS line (ESP32 dev boards), to deploy in "
+    "its host window rather than wait for a deep-sleeping node to wake.",
+)
+@click.option(
     "--hold", is_flag=True, help="Leave the node held afterwards (`mote release` lets it run)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one summary object.")
 def deploy_cmd(
-    port: str | None, board: str | None, full: bool, wait_s: float, hold: bool, as_json: bool
+    port: str | None,
+    board: str | None,
+    full: bool,
+    wait_s: float,
+    reset: bool,
+    hold: bool,
+    as_json: bool,
 ) -> None:
     """Compile the firmware for the node's board and copy only what changed."""
     if not port:
         raise ConfigError("no port given", hint="use --port PORT or set MOTE_PORT")
+    if reset:
+        with SerialTransport(port) as t:
+            reset_node(t)
     with bars() as b:
         result = deploy(port, board, full=full, wait_s=wait_s, progress=b.deploy, hold=hold)
     if as_json:

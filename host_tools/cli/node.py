@@ -52,11 +52,12 @@ def _open(port: str | None) -> SerialTransport:
     t = SerialTransport(port)
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.meta.get("mote.reset"):
-        _reset(t)
+        reset_node(t)
     return t
 
 
-def _reset(t: SerialTransport) -> None:
+def reset_node(t: SerialTransport) -> None:
+    """Reset the node through the port's RTS line (ESP32 dev boards' auto-reset wiring)."""
     assert t.serial is not None
     try:
         ClassicReset()(t.serial)

@@ -180,6 +180,13 @@ def test_a_missing_port_and_a_busy_one(boot: Any, capsys: pytest.CaptureFixture[
     assert rc == 3 and err.startswith(f"error: {node.port} is busy")
 
 
+def test_reset_needs_an_rts_line(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    port = at_prompt(boot())  # a pty has no control lines
+    rc, out, err = mote(capsys, "deploy", "--port", port, "--reset")
+    assert (rc, out) == (3, "")
+    assert err.startswith(f"error: cannot reset the node on {port}: the port has no RTS line")
+
+
 def test_no_port(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MOTE_PORT", raising=False)
     rc, _, err = mote(capsys, "deploy")
