@@ -176,14 +176,15 @@ def sim(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     vb.start()
+    # Registered before the pty is announced: whoever reads the port file finds it as sim:BOARD.
+    running.register(
+        running.RunningBoard(board, vb.pty.path, os.getpid(), str(server.path), str(state.path))
+    )
     click.echo(vb.pty.path)
     if control_file is not None:
         _write_atomically(control_file, str(server.path) + "\n")
     if port_file is not None:
         _write_atomically(port_file, vb.pty.path + "\n")
-    running.register(
-        running.RunningBoard(board, vb.pty.path, os.getpid(), str(server.path), str(state.path))
-    )
     try:
         while not stop:
             vb.extra_fds = server.fds()
