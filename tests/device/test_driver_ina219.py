@@ -339,7 +339,7 @@ def test_a_power_cycle_since_start_is_reported_as_a_lost_configuration():
     _devtest.sensor_rail(True)  # every chip back at its power-on reset: converting again
     time.sleep_ms(ina219.INA219.WARMUP_MS + 2)
     e = _devtest.raises(SensorError, m.read)
-    assert str(e) == WHERE + ": configuration lost (the chip was reset)"
+    assert str(e) == WHERE + ": configuration lost (the chip was reset)", str(e)
     _devtest.raises(RuntimeError, m.read)
     check(ina219.INA219(i2c), 3.7, 45.0)  # a fresh driver, as the firmware builds each wake
 
