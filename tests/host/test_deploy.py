@@ -34,7 +34,7 @@ def at_prompt(node: Node) -> str:
 def test_a_fresh_node_gets_everything_then_nothing(boot: Any, tmp_path: Path) -> None:
     port = at_prompt(boot("sim-rp2"))
     build = firmware_files.build("sim-rp2", tmp_path)
-    first = deploy(port, "sim-rp2")
+    first = deploy(port, "sim-rp2", hold=True)
     assert first.board == "sim-rp2" and first.build == build.id
     assert sorted(first.copied) == sorted(build.files) and first.previous_build is None
     assert first.bytes == sum(e["size"] for e in build.manifest["files"].values())
@@ -60,7 +60,7 @@ def test_stale_files_go_and_the_nodes_data_stays(boot: Any, tmp_path: Path) -> N
         for path in ("/config.json", "/cal.json", "/secrets.json"):
             fs.write(path, b'{"mine": true}')
         fs.t.exit_raw_repl()  # left at the REPL: the firmware does not run with the stale files
-    result = deploy(port, "sim-esp32")
+    result = deploy(port, "sim-esp32", hold=True)  # held: no deep sleep before we look
     assert result.copied == ["/lib/motekit/app.mpy"]
     assert sorted(result.removed) == ["/lib/old_driver.mpy", "/lib/sensor.py"]
     with NodeFs.open(port) as fs:
@@ -79,7 +79,7 @@ def test_full_copies_everything_and_repairs_what_the_manifest_hides(
         fs.write("/lib/motekit/log.mpy", b"damaged")  # behind the manifest's back
         fs.t.exit_raw_repl()
     build = firmware_files.build("sim-esp32", tmp_path)
-    result = deploy(port, "sim-esp32", full=True)
+    result = deploy(port, "sim-esp32", full=True, hold=True)
     assert sorted(result.copied) == sorted(build.files)
     with NodeFs.open(port) as fs:
         assert fs.hashes(["/lib/motekit/log.mpy"])["/lib/motekit/log.mpy"] == build.entry(
