@@ -36,7 +36,7 @@ from host_tools.firmware_files import (
 )
 from host_tools.nodefs import NodeFs
 from host_tools.protocol.client import NodeClient
-from host_tools.transport.serial import SerialTransport
+from host_tools.transport.serial import SerialTransport, open_when_back
 
 # progress(phase, node path, bytes done, bytes in total) — phases: "build", "copy", "verify".
 Progress = Callable[[str, str, int, int], None]
@@ -202,7 +202,7 @@ def _wait_for_text(t: SerialTransport, text: str, port: str) -> None:
             seen = (seen + t.read(0.2))[-4096:]
         except TransportError:
             t.close()
-            t = _reopen(port, deadline)
+            t = open_when_back(port, deadline - time.monotonic())
             continue
         if text.encode() in seen:
             return
@@ -211,16 +211,6 @@ def _wait_for_text(t: SerialTransport, text: str, port: str) -> None:
         hint="reset it by hand and run mote deploy again",
         err="not_back",
     )
-
-
-def _reopen(port: str, deadline: float) -> SerialTransport:
-    while True:
-        try:
-            return SerialTransport(port)
-        except TransportError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.25)
 
 
 # ---- 2. the raw REPL ---------------------------------------------------------------------------
@@ -333,16 +323,7 @@ def _copy(
 
 
 def _check_running(port: str, result: DeployResult, wait_s: float, hold: bool) -> None:
-    deadline = time.monotonic() + _BACK_S
-    while True:
-        try:
-            t = SerialTransport(port)
-            break
-        except TransportError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.25)
-    with t:
+    with open_when_back(port, _BACK_S) as t:
         client = NodeClient(t)
         try:
             client.catch(max(wait_s, 10.0))

@@ -163,8 +163,8 @@ class NodeFs:
         out: dict[str, tuple[str, int] | None] = {}
         for line in self.exec(_HASH % (paths,), timeout_s=30).decode().splitlines():
             if line.strip():
-                path, value = ast.literal_eval(line)
-                out[path] = tuple(value) if value is not None else None  # type: ignore[assignment]
+                path, value = ast.literal_eval(line)  # (path, (sha256 hex, size) or None)
+                out[path] = (value[0], value[1]) if value is not None else None
         return out
 
     def makedirs(self, dirs: Iterable[str]) -> None:

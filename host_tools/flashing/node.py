@@ -10,7 +10,6 @@ MicroPython with an empty filesystem as on a freshly flashed chip. Then deploy.p
 firmware, for every kind alike.
 """
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,14 @@ from typing import Any
 from host_tools.boards import load_board
 from host_tools.deploy import DeployResult, deploy
 from host_tools.deploy import Progress as DeployProgress
-from host_tools.errors import ConfigError, SimError, TransportError
+from host_tools.errors import ConfigError, SimError
 from host_tools.flashing import Progress
 from host_tools.flashing.esp import flash_esp
 from host_tools.flashing.images import Image, find_image
 from host_tools.flashing.uf2 import flash_uf2
 from host_tools.sim import running
 from host_tools.sim.control import SimControl
-from host_tools.transport.serial import SerialTransport
+from host_tools.transport.serial import open_when_back
 
 Say = Callable[[str], None]
 
@@ -101,7 +100,9 @@ def flash_node(
             port = flash_uf2(board, port, image, progress=progress, drive=drive)
             flash = {"chip": "rp2040", "bytes": image.size, "verified": False}
         assert port is not None
-        _wait_for_port(port)
+        # A board with native USB (ESP32-S3/C3 USB-JTAG, RP2040) re-enumerates after its
+        # reset: its port is gone for a moment.
+        open_when_back(port, 15.0).close()
         result = FlashResult(board_name, port, False, image, flash)
     if deploy_firmware:
         say(f"deploying the firmware to {result.port}")
@@ -109,20 +110,6 @@ def flash_node(
             result.port, board_name, progress=deploy_progress, wait_s=10, hold=hold
         )
     return result
-
-
-def _wait_for_port(port: str, timeout_s: float = 15.0) -> None:
-    """A board with native USB (ESP32-S3/C3 USB-JTAG, RP2040) re-enumerates after its reset:
-    its port is gone for a moment. Wait until it opens again."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            SerialTransport(port).close()
-            return
-        except TransportError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.25)
 
 
 def _flash_virtual(board: str, port: str | None, say: Say) -> FlashResult:
@@ -137,15 +124,9 @@ def _flash_virtual(board: str, port: str | None, say: Say) -> FlashResult:
         if rb.board != board:
             raise ConfigError(f"{port} is a virtual {rb.board}, not a {board}")
     else:
-        found = [rb for rb in running.running_boards() if rb.board == board]
-        if len(found) > 1:
-            ptys = ", ".join(rb.port for rb in found)
-            raise ConfigError(
-                f"{len(found)} virtual {board} boards are running ({ptys})",
-                hint="choose one with --port",
-            )
-        if found:
-            rb = found[0]
+        found = running.running_board(board)
+        if found is not None:
+            rb = found
             say(f"using the virtual {board} on {rb.port}")
         else:
             rb = running.start_detached(board)

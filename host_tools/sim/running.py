@@ -89,24 +89,31 @@ def find(port: str) -> RunningBoard | None:
     return next((rb for rb in running_boards() if rb.port == port), None)
 
 
+def running_board(board: str) -> RunningBoard | None:
+    """The running virtual `board`, None when there is none; ConfigError when several are."""
+    found = [rb for rb in running_boards() if rb.board == board]
+    if len(found) > 1:
+        ports = ", ".join(rb.port for rb in found)
+        raise ConfigError(
+            f"{len(found)} virtual {board} boards are running ({ports})",
+            hint="name one by its pty",
+        )
+    return found[0] if found else None
+
+
 def resolve_port(port: str) -> str:
     """A port as given by the user: sim:<board> becomes that running virtual board's pty."""
     if not port.startswith(PREFIX):
         return port
     board = port[len(PREFIX) :]
-    found = [rb for rb in running_boards() if rb.board == board]
-    if not found:
+    rb = running_board(board)
+    if rb is None:
         raise ConfigError(
             f"no virtual board {board} is running",
             hint=f"start one with `mote sim --board {board} --detach` "
             f"(or `make flash BOARD={board}`)",
         )
-    if len(found) > 1:
-        ports = ", ".join(rb.port for rb in found)
-        raise ConfigError(
-            f"{len(found)} virtual {board} boards are running ({ports})", hint="name one by its pty"
-        )
-    return found[0].port
+    return rb.port
 
 
 def default_state_dir(board: str) -> Path:

@@ -111,6 +111,19 @@ class SerialTransport:
         self.close()
 
 
+def open_when_back(port: str, timeout_s: float) -> SerialTransport:
+    """Open `port`, retrying for timeout_s while it cannot be: a USB port vanishes for a moment
+    while its board resets (native USB re-enumerates). The last error if it never comes back."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return SerialTransport(port)
+        except TransportError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
+
+
 def open_error(port: str, exc: serial.SerialException) -> TransportError:
     code = exc.errno
     if code in _MISSING:

@@ -1,5 +1,6 @@
 """Shared by the virtual-board behaviour tests: reaching a fresh board's REPL and its controls."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +8,9 @@ import littlefs
 
 from host_tools.boards import load_board
 from host_tools.hil.node import Node
+
+# The conftest `mote` fixture: mote(*args) runs the CLI in-process -> (exit code, out, err).
+Mote = Callable[..., tuple[int, str, str]]
 
 
 def at_repl(node: Node) -> None:

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from fakenode import FakeNode
+from simnode import Mote
 
 from host_tools.cli.node import parse_value
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def one_json(out: str) -> Any:
 # ---- --json: the contract --------------------------------------------------------------------
 
 
-def test_info_json(pty_node: Any, mote: Run) -> None:
+def test_info_json(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, err = mote("info", "--port", port, "--json")
     assert (rc, err) == (0, "")
@@ -55,7 +54,7 @@ def test_info_json(pty_node: Any, mote: Run) -> None:
     assert fake.cmds() == ["hold", "info", "release"]  # caught, asked, let go
 
 
-def test_read_json_with_raw(pty_node: Any, mote: Run) -> None:
+def test_read_json_with_raw(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("read", "--port", port, "--n", "3", "--raw", "--json")
     assert rc == 0
@@ -66,7 +65,7 @@ def test_read_json_with_raw(pty_node: Any, mote: Run) -> None:
 
 
 def test_the_port_comes_from_mote_port(
-    pty_node: Any, mote: Run, monkeypatch: pytest.MonkeyPatch
+    pty_node: Any, mote: Mote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, port = pty_node()
     monkeypatch.setenv("MOTE_PORT", port)
@@ -101,7 +100,7 @@ def test_config_values_are_json_when_they_parse(text: str, value: Any) -> None:
         ("log_level", "debug", "debug", 'log_level = "debug"'),
     ],
 )
-def test_config_set(pty_node: Any, mote: Run, key: str, text: str, stored: Any, line: str) -> None:
+def test_config_set(pty_node: Any, mote: Mote, key: str, text: str, stored: Any, line: str) -> None:
     fake, port = pty_node()
     rc, out, err = mote("config", "set", key, text, "--port", port)
     assert (rc, out, err) == (0, line + "\n", "")
@@ -109,7 +108,7 @@ def test_config_set(pty_node: Any, mote: Run, key: str, text: str, stored: Any, 
     assert fake.cmds() == ["hold", "config", "release"]
 
 
-def test_config_get_reset_and_list(pty_node: Any, mote: Run) -> None:
+def test_config_get_reset_and_list(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node(nap=0)
     fake.config["sample_period"] = 120
     assert mote("config", "get", "sample_period", "--port", port)[1] == "sample_period = 120\n"
@@ -130,7 +129,7 @@ def test_config_get_reset_and_list(pty_node: Any, mote: Run) -> None:
 # ---- human output ----------------------------------------------------------------------------
 
 
-def test_info_human(pty_node: Any, mote: Run) -> None:
+def test_info_human(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("info", "--port", port)
     assert rc == 0
@@ -140,7 +139,7 @@ def test_info_human(pty_node: Any, mote: Run) -> None:
     assert "sht4x, battery" in out
 
 
-def test_read_human(pty_node: Any, mote: Run) -> None:
+def test_read_human(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("read", "--port", port, "--raw")
     assert rc == 0
@@ -149,7 +148,7 @@ def test_read_human(pty_node: Any, mote: Run) -> None:
     assert "missing: bme280 (no answer)" in out
 
 
-def test_logs_clear(pty_node: Any, mote: Run) -> None:
+def test_logs_clear(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("logs", "--clear", "--port", port)
     assert rc == 0
@@ -159,7 +158,7 @@ def test_logs_clear(pty_node: Any, mote: Run) -> None:
     assert fake.logs == []
 
 
-def test_hold_then_release(pty_node: Any, mote: Run) -> None:
+def test_hold_then_release(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("hold", "--port", port, "--json")
     assert rc == 0 and one_json(out)["was_held"] is False
@@ -172,14 +171,14 @@ def test_hold_then_release(pty_node: Any, mote: Run) -> None:
     assert fake.cmds()[-1] == "release" and not fake.held
 
 
-def test_reboot(pty_node: Any, mote: Run) -> None:
+def test_reboot(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, _ = mote("reboot", "--port", port, "--json")
     assert rc == 0 and one_json(out) == {"rebooted": True, "via": "console"}
     assert fake.cmds() == ["hold", "reboot"]
 
 
-def test_reboot_at_the_repl(pty_node: Any, mote: Run) -> None:
+def test_reboot_at_the_repl(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node(repl="friendly")
     rc, out, _ = mote("reboot", "--port", port)
     assert rc == 0
@@ -187,14 +186,14 @@ def test_reboot_at_the_repl(pty_node: Any, mote: Run) -> None:
     assert fake.repl == "" and fake.cmds() == ["hold", "release"]
 
 
-def test_selftest(pty_node: Any, mote: Run) -> None:
+def test_selftest(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, err = mote("selftest", "--port", port)
     assert (rc, err) == (0, "")
     assert "sensor bme280" in out and "FAIL" not in out
 
 
-def test_a_failed_selftest_exits_non_zero(pty_node: Any, mote: Run) -> None:
+def test_a_failed_selftest_exits_non_zero(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node(selftest_ok=False)
     rc, out, err = mote("selftest", "--port", port, "--json")
     assert rc == 1
@@ -205,7 +204,7 @@ def test_a_failed_selftest_exits_non_zero(pty_node: Any, mote: Run) -> None:
 # ---- errors: one line, a hint, non-zero --------------------------------------------------------
 
 
-def test_a_refused_value_prints_the_nodes_message(pty_node: Any, mote: Run) -> None:
+def test_a_refused_value_prints_the_nodes_message(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()
     rc, out, err = mote("config", "set", "sample_period", "0", "--port", port, "--json")
     assert rc == 5 and out == ""
@@ -217,7 +216,7 @@ def test_a_refused_value_prints_the_nodes_message(pty_node: Any, mote: Run) -> N
     assert fake.cmds() == ["hold", "config", "release"]  # let go after the error too
 
 
-def test_no_node_is_a_timeout_with_a_hint(pty_node: Any, mote: Run) -> None:
+def test_no_node_is_a_timeout_with_a_hint(pty_node: Any, mote: Mote) -> None:
     _, port = pty_node(None)
     rc, out, err = mote("info", "--port", port, "--wait", "0.5")
     assert rc == 5 and out == ""
@@ -227,7 +226,7 @@ def test_no_node_is_a_timeout_with_a_hint(pty_node: Any, mote: Run) -> None:
     ]
 
 
-def test_a_node_at_the_repl(pty_node: Any, mote: Run) -> None:
+def test_a_node_at_the_repl(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node(repl="friendly")
     rc, _, err = mote("info", "--port", port)
     assert rc == 5
@@ -236,20 +235,20 @@ def test_a_node_at_the_repl(pty_node: Any, mote: Run) -> None:
     assert lines[1].startswith("hint: `mote reboot`")
 
 
-def test_no_port(mote: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_port(mote: Mote, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MOTE_PORT", raising=False)
     rc, _, err = mote("info")
     assert rc == 2
     assert err.splitlines() == ["error: no port given", "hint: use --port PORT or set MOTE_PORT"]
 
 
-def test_a_missing_port(mote: Run) -> None:
+def test_a_missing_port(mote: Mote) -> None:
     rc, _, err = mote("logs", "--port", "/dev/motekit-no-such-port")
     assert rc == 3
     assert err.splitlines()[0] == "error: no serial port /dev/motekit-no-such-port"
 
 
-def test_a_busy_port(pty_node: Any, mote: Run) -> None:
+def test_a_busy_port(pty_node: Any, mote: Mote) -> None:
     from host_tools.transport.serial import SerialTransport
 
     fake, port = pty_node()
@@ -261,7 +260,7 @@ def test_a_busy_port(pty_node: Any, mote: Run) -> None:
 
 
 def test_reset_pulses_rts_before_catching(
-    pty_node: Any, mote: Run, monkeypatch: pytest.MonkeyPatch
+    pty_node: Any, mote: Mote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import host_tools.cli.node as node_cli
 
@@ -276,7 +275,7 @@ def test_reset_pulses_rts_before_catching(
     assert rc == 0 and len(pulses) == 1  # no --reset, no pulse
 
 
-def test_reset_on_a_port_without_rts_is_one_clear_error(pty_node: Any, mote: Run) -> None:
+def test_reset_on_a_port_without_rts_is_one_clear_error(pty_node: Any, mote: Mote) -> None:
     fake, port = pty_node()  # a pty has no modem control lines
     rc, _, err = mote("info", "--port", port, "--reset")
     assert rc == 3

@@ -7,22 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simnode import at_repl
+from simnode import Mote, at_repl
 
 from host_tools import deploy as deploy_mod
 from host_tools import firmware_files
-from host_tools.cli.main import main
 from host_tools.deploy import deploy
 from host_tools.errors import DeployError
 from host_tools.hil.node import Node
 from host_tools.nodefs import NodeFs
-
-
-def mote(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def at_prompt(node: Node) -> str:
@@ -109,17 +101,17 @@ def test_a_file_that_does_not_arrive_intact_is_an_error_and_the_next_deploy_mend
     assert result.resumed and result.copied == ["/lib/motekit/app.mpy"]
 
 
-def test_hold_leaves_the_node_held(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hold_leaves_the_node_held(boot: Any, mote: Mote) -> None:
     port = at_prompt(boot())
     deploy(port, "sim-esp32", hold=True)
-    rc, out, err = mote(capsys, "hold", "--port", port, "--json", "--wait", "2")
+    rc, out, err = mote("hold", "--port", port, "--json", "--wait", "2")
     assert rc == 0, err
     assert json.loads(out)["was_held"] is True
 
 
-def test_the_cli_prints_one_summary_object(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_prints_one_summary_object(boot: Any, mote: Mote) -> None:
     port = at_prompt(boot())
-    rc, out, err = mote(capsys, "deploy", "--port", port, "--board", "sim-esp32", "--json")
+    rc, out, err = mote("deploy", "--port", port, "--board", "sim-esp32", "--json")
     assert rc == 0, err
     summary = json.loads(out)
     assert set(summary) == {
@@ -138,7 +130,7 @@ def test_the_cli_prints_one_summary_object(boot: Any, capsys: pytest.CaptureFixt
         "removed_files",
     }
     assert summary["copied"] == len(summary["copied_files"]) > 0
-    rc, out, err = mote(capsys, "deploy", "--port", port, "--wait", "10")
+    rc, out, err = mote("deploy", "--port", port, "--wait", "10")
     assert rc == 0, err
     assert "up to date" in out and summary["build"] in out
 
@@ -146,9 +138,9 @@ def test_the_cli_prints_one_summary_object(boot: Any, capsys: pytest.CaptureFixt
 # ---- errors ------------------------------------------------------------------------------------
 
 
-def test_no_board_file_and_no_board_given(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_board_file_and_no_board_given(boot: Any, mote: Mote) -> None:
     port = at_prompt(boot())
-    rc, out, err = mote(capsys, "deploy", "--port", port, "--wait", "1")
+    rc, out, err = mote("deploy", "--port", port, "--wait", "1")
     assert (rc, out) == (7, "")
     assert (
         err.splitlines()[0] == f"error: the node on {port} has no /board.json: which board is it?"
@@ -156,12 +148,12 @@ def test_no_board_file_and_no_board_given(boot: Any, capsys: pytest.CaptureFixtu
     assert err.splitlines()[1].startswith("hint: pass --board NAME")
 
 
-def test_a_port_where_nothing_answers(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_port_where_nothing_answers(mote: Mote) -> None:
     # A pty with nobody behind it: no motekit, no REPL (a board without MicroPython, asleep).
     master, slave = os.openpty()
     try:
         port = os.ttyname(slave)
-        rc, out, err = mote(capsys, "deploy", "--port", port, "--board", "sim-esp32", "--wait", "1")
+        rc, out, err = mote("deploy", "--port", port, "--board", "sim-esp32", "--wait", "1")
     finally:
         os.close(master)
         os.close(slave)
@@ -171,30 +163,30 @@ def test_a_port_where_nothing_answers(capsys: pytest.CaptureFixture[str]) -> Non
     assert "asleep" in lines[1] and "mote flash" in lines[1] and len(lines) == 2
 
 
-def test_a_missing_port_and_a_busy_one(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = mote(capsys, "deploy", "--port", "/dev/ttyNOPE9")
+def test_a_missing_port_and_a_busy_one(boot: Any, mote: Mote) -> None:
+    rc, _, err = mote("deploy", "--port", "/dev/ttyNOPE9")
     assert rc == 3 and err.startswith("error: no serial port /dev/ttyNOPE9\n")
     node = boot()  # the fixture's Node keeps the port open, exclusively
     at_repl(node)
-    rc, _, err = mote(capsys, "deploy", "--port", node.port)
+    rc, _, err = mote("deploy", "--port", node.port)
     assert rc == 3 and err.startswith(f"error: {node.port} is busy")
 
 
-def test_reset_needs_an_rts_line(boot: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_reset_needs_an_rts_line(boot: Any, mote: Mote) -> None:
     port = at_prompt(boot())  # a pty has no control lines
-    rc, out, err = mote(capsys, "deploy", "--port", port, "--reset")
+    rc, out, err = mote("deploy", "--port", port, "--reset")
     assert (rc, out) == (3, "")
     assert err.startswith(f"error: cannot reset the node on {port}: the port has no RTS line")
 
 
-def test_no_port(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_port(mote: Mote, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MOTE_PORT", raising=False)
-    rc, _, err = mote(capsys, "deploy")
+    rc, _, err = mote("deploy")
     assert rc == 2 and err.startswith("error: no port given")
 
 
 def test_a_node_that_reports_another_build_after_the_deploy(
-    boot: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    boot: Any, monkeypatch: pytest.MonkeyPatch, mote: Mote
 ) -> None:
     port = at_prompt(boot())
     real = deploy_mod.build
@@ -212,6 +204,6 @@ def test_a_node_that_reports_another_build_after_the_deploy(
 
     monkeypatch.setattr(deploy_mod, "build", other_id)
     monkeypatch.setattr(deploy_mod, "_check_running", check)
-    rc, _, err = mote(capsys, "deploy", "--port", port, "--board", "sim-esp32")
+    rc, _, err = mote("deploy", "--port", port, "--board", "sim-esp32")
     assert rc == 7
     assert "reports firmware" in err and "expected 0" in err and "build expected-build" in err

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from simnode import Mote
 from test_flash_esp import FakeChip, FakeLink, full_image
 
 from host_tools import firmware_files
-from host_tools.cli.main import main
 from host_tools.flashing import esp
 from host_tools.flashing.images import add_image
 from host_tools.sim import running
@@ -31,13 +31,6 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def sim_esp32() -> Iterator[SimProcess]:
     with SimProcess("sim-esp32", baud=0) as sim:
         yield sim
-
-
-def mote(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def cached_image(tmp_path: Path, chip: str = "esp32") -> None:
@@ -70,11 +63,11 @@ def test_an_esp32_is_flashed_and_deployed(
     tmp_path: Path,
     sim_esp32: SimProcess,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    mote: Mote,
 ) -> None:
     chip = esp_behind(sim_esp32, "esp32", tmp_path, monkeypatch)
     args = ("flash", "--board", "esp32-devkitc", "--port", sim_esp32.port, "--json", "--hold")
-    rc, out, err = mote(capsys, *args)
+    rc, out, err = mote(*args)
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["image"]["file"] == "ESP32_GENERIC-20261101-v1.29.0.bin"
@@ -86,7 +79,7 @@ def test_an_esp32_is_flashed_and_deployed(
     build = firmware_files.build("esp32-devkitc", tmp_path / "b")
     assert summary["deploy"]["build"] == build.id
     assert summary["deploy"]["copied"] == len(build.files)
-    rc, out, err = mote(capsys, "info", "--port", sim_esp32.port, "--json", "--wait", "10")
+    rc, out, err = mote("info", "--port", sim_esp32.port, "--json", "--wait", "10")
     assert rc == 0, err
     assert json.loads(out)["board"] == "esp32-devkitc"
 
@@ -95,10 +88,10 @@ def test_the_wrong_chip_is_refused_and_nothing_is_written(
     tmp_path: Path,
     sim_esp32: SimProcess,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    mote: Mote,
 ) -> None:
     chip = esp_behind(sim_esp32, "esp32s3", tmp_path, monkeypatch)
-    rc, out, err = mote(capsys, "flash", "--board", "esp32-devkitc", "--port", sim_esp32.port)
+    rc, out, err = mote("flash", "--board", "esp32-devkitc", "--port", sim_esp32.port)
     assert rc == 6 and "deploying" not in out
     assert err.splitlines()[0] == (
         f"error: {sim_esp32.port} has an ESP32-S3, but esp32-devkitc is an ESP32 board"
@@ -107,9 +100,9 @@ def test_the_wrong_chip_is_refused_and_nothing_is_written(
 
 
 def test_a_missing_image_says_what_to_download_from_where(
-    capsys: pytest.CaptureFixture[str],
+    mote: Mote,
 ) -> None:
-    rc, out, err = mote(capsys, "flash", "--board", "heltec-wifi-lora32-v3", "--port", "/dev/x")
+    rc, out, err = mote("flash", "--board", "heltec-wifi-lora32-v3", "--port", "/dev/x")
     assert rc == 6 and out == ""
     first, hint = err.splitlines()
     assert first.startswith("error: no MicroPython image for heltec-wifi-lora32-v3")
@@ -117,8 +110,8 @@ def test_a_missing_image_says_what_to_download_from_where(
     assert "mote images add" in hint
 
 
-def test_an_esp32_needs_a_port(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = mote(capsys, "flash", "--board", "esp32-devkitc")
+def test_an_esp32_needs_a_port(mote: Mote) -> None:
+    rc, _, err = mote("flash", "--board", "esp32-devkitc")
     assert rc == 2 and err.startswith("error: no port given")
 
 
@@ -126,10 +119,10 @@ def test_an_esp32_needs_a_port(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_virtual_board_is_erased_and_deployed_through_its_pty(
-    sim_esp32: SimProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    sim_esp32: SimProcess, mote: Mote, tmp_path: Path
 ) -> None:
     args = ("flash", "--board", "sim-esp32", "--port", "sim:sim-esp32", "--json")
-    rc, out, err = mote(capsys, *args)
+    rc, out, err = mote(*args)
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["port"] == sim_esp32.port and summary["virtual"] is True
@@ -139,29 +132,25 @@ def test_a_virtual_board_is_erased_and_deployed_through_its_pty(
     assert any(h["kind"] == "power_on" for h in history[1:])  # the erase power-cycled it
 
 
-def test_a_virtual_board_of_another_kind_is_refused(
-    sim_esp32: SimProcess, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rc, _, err = mote(capsys, "flash", "--board", "sim-rp2", "--port", sim_esp32.port)
+def test_a_virtual_board_of_another_kind_is_refused(sim_esp32: SimProcess, mote: Mote) -> None:
+    rc, _, err = mote("flash", "--board", "sim-rp2", "--port", sim_esp32.port)
     assert rc == 2
     assert err.splitlines()[0] == f"error: {sim_esp32.port} is a virtual sim-esp32, not a sim-rp2"
 
 
-def test_a_virtual_board_takes_no_image(
-    sim_esp32: SimProcess, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_a_virtual_board_takes_no_image(sim_esp32: SimProcess, mote: Mote, tmp_path: Path) -> None:
     image = tmp_path / "x.bin"
     image.write_bytes(b"x")
-    rc, _, err = mote(capsys, "flash", "--board", "sim-esp32", "--image", str(image))
+    rc, _, err = mote("flash", "--board", "sim-esp32", "--image", str(image))
     assert rc == 2 and "takes no image" in err
 
 
 def test_sim_port_names_a_running_board_or_says_how_to_start_one(
-    sim_esp32: SimProcess, capsys: pytest.CaptureFixture[str]
+    sim_esp32: SimProcess, mote: Mote
 ) -> None:
     assert running.resolve_port("sim:sim-esp32") == sim_esp32.port
     assert running.resolve_port("/dev/ttyUSB0") == "/dev/ttyUSB0"
-    rc, _, err = mote(capsys, "info", "--port", "sim:sim-rp2")
+    rc, _, err = mote("info", "--port", "sim:sim-rp2")
     assert rc == 2
     first, hint = err.splitlines()
     assert first == "error: no virtual board sim-rp2 is running"
@@ -170,14 +159,14 @@ def test_sim_port_names_a_running_board_or_says_how_to_start_one(
     )
 
 
-def test_detach_and_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, out, err = mote(capsys, "sim", "--board", "sim-rp2", "--detach")
+def test_detach_and_stop(tmp_path: Path, mote: Mote) -> None:
+    rc, out, err = mote("sim", "--board", "sim-rp2", "--detach")
     assert rc == 0, err
     (rb,) = running.running_boards()
     assert out.strip() == rb.port and rb.board == "sim-rp2"
     assert Path(rb.state_dir) == tmp_path / "sims" / "sim-rp2"  # persistent, not temporary
     assert (Path(rb.state_dir) / "flash.bin").exists()
-    rc, out, err = mote(capsys, "sim", "--board", "sim-rp2", "--stop")
+    rc, out, err = mote("sim", "--board", "sim-rp2", "--stop")
     assert rc == 0, err
     assert out.strip() == f"stopped the virtual sim-rp2 on {rb.port}"
     for _ in range(100):
@@ -185,7 +174,7 @@ def test_detach_and_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
             break
         time.sleep(0.05)
     assert running.running_boards() == []
-    rc, _, err = mote(capsys, "sim", "--board", "sim-rp2", "--stop")
+    rc, _, err = mote("sim", "--board", "sim-rp2", "--stop")
     assert rc == 4 and err.startswith("error: no virtual sim-rp2 is running")
 
 
@@ -196,6 +185,6 @@ def test_a_dead_boards_record_is_ignored_and_cleaned_up(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_detach_refuses_options_it_cannot_pass_on(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = mote(capsys, "sim", "--board", "sim-esp32", "--detach", "--speed", "10")
+def test_detach_refuses_options_it_cannot_pass_on(mote: Mote) -> None:
+    rc, _, err = mote("sim", "--board", "sim-esp32", "--detach", "--speed", "10")
     assert rc == 2 and err.startswith("error: --detach takes only --board and --state")

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simnode import flash_image
+from simnode import Mote, flash_image
 
 from host_tools import firmware_files
-from host_tools.cli.main import main
 from host_tools.nodefs import NodeFs
 from host_tools.sim import running
 from host_tools.sim.control import SimControl
@@ -48,13 +47,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             time.sleep(0.05)
 
 
-def mote(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(args))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def node_files_match(rb: running.RunningBoard, build: firmware_files.Build) -> None:
     """Independently of the deploy and of MicroPython: the virtual board's flash image, read
     with littlefs-python, holds every file of the build, the build's manifest, and no deploy
@@ -72,7 +64,7 @@ def node_files_match(rb: running.RunningBoard, build: firmware_files.Build) -> N
 
 def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
     home: dict[str, str],
-    capsys: pytest.CaptureFixture[str],
+    mote: Mote,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -94,7 +86,7 @@ def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
     assert len(record["bthome"]["bind_key"]) == 32
     assert record["bthome"]["bind_key"] not in proc.stdout + proc.stderr  # never printed
     _wake(rb)  # released, it sleeps its 60 s period: the button wakes it
-    rc, out, err = mote(capsys, "info", "--port", "sim:sim-esp32", "--json", "--wait", "10")
+    rc, out, err = mote("info", "--port", "sim:sim-esp32", "--json", "--wait", "10")
     assert rc == 0, err
     info = json.loads(out)
     build = firmware_files.build("sim-esp32", tmp_path / "b1")
@@ -103,7 +95,7 @@ def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
 
     # 2. mote deploy right after: nothing to copy.
     _wake(rb)
-    rc, out, err = mote(capsys, "deploy", "--port", "sim:sim-esp32", "--json", "--wait", "10")
+    rc, out, err = mote("deploy", "--port", "sim:sim-esp32", "--json", "--wait", "10")
     assert rc == 0, err
     summary = json.loads(out)
     assert (summary["copied"], summary["removed"], summary["bytes"]) == (0, 0, 0)
@@ -117,7 +109,7 @@ def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
     soil.write_text(soil.read_text() + "\n_DEPLOY_TEST = 1\n")
     monkeypatch.setattr(firmware_files, "REPO", tree)
     _wake(rb)
-    rc, out, err = mote(capsys, "deploy", "--port", rb.port, "--json", "--wait", "10")
+    rc, out, err = mote("deploy", "--port", rb.port, "--json", "--wait", "10")
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["copied_files"] == ["/lib/soil.mpy"] and summary["removed"] == 0
@@ -128,7 +120,7 @@ def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
 
     # 4. A full deploy killed half-way, then deployed again: a consistent node.
     _wake(rb)
-    assert mote(capsys, "hold", "--port", rb.port, "--wait", "10")[0] == 0
+    assert mote("hold", "--port", rb.port, "--wait", "10")[0] == 0
     writes0 = _status(rb)["flash_writes"]
     killed = subprocess.Popen(
         [
@@ -156,7 +148,7 @@ def test_make_flash_deploy_again_change_one_file_and_an_interrupted_deploy(
     with NodeFs.open(rb.port) as fs:  # the node knows the deploy did not finish
         assert fs.read("/deploying") is not None
         fs.t.exit_raw_repl()
-    rc, out, err = mote(capsys, "deploy", "--port", rb.port, "--json", "--wait", "5")
+    rc, out, err = mote("deploy", "--port", rb.port, "--json", "--wait", "5")
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["resumed"] is True and summary["build"] == build.id

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
+from simnode import Mote
 
 from host_tools.ports import guess, list_ports
-
-Run = Callable[..., tuple[int, str, str]]
 
 
 def usb(device: str, vid: int | None, pid: int | None, description: str = "n/a") -> ListPortInfo:
@@ -116,7 +115,7 @@ def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     return _set
 
 
-def test_json_is_one_list_with_the_documented_fields(mote: Run, machine: Any) -> None:
+def test_json_is_one_list_with_the_documented_fields(mote: Mote, machine: Any) -> None:
     machine(
         [usb("/dev/ttyUSB0", 0x10C4, 0xEA60, "CP2102 USB to UART Bridge Controller")],
         [sim_board()],
@@ -150,12 +149,12 @@ def test_json_is_one_list_with_the_documented_fields(mote: Run, machine: Any) ->
     assert data[0]["guess"].startswith("CP210x")
 
 
-def test_json_with_no_ports_is_an_empty_list(mote: Run, machine: Any) -> None:
+def test_json_with_no_ports_is_an_empty_list(mote: Mote, machine: Any) -> None:
     machine([])
     assert mote("ports", "--json") == (0, "[]\n", "")
 
 
-def test_the_table_shows_device_ids_and_guess(mote: Run, machine: Any) -> None:
+def test_the_table_shows_device_ids_and_guess(mote: Mote, machine: Any) -> None:
     machine(
         [usb("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG/serial debug unit")],
         [sim_board(port="/dev/pts/3")],
@@ -170,7 +169,7 @@ def test_the_table_shows_device_ids_and_guess(mote: Run, machine: Any) -> None:
     assert "virtual" in pts and "sim-esp32" in pts
 
 
-def test_no_ports_says_so_and_exits_0(mote: Run, machine: Any) -> None:
+def test_no_ports_says_so_and_exits_0(mote: Mote, machine: Any) -> None:
     machine([])
     rc, out, err = mote("ports")
     assert (rc, err) == (0, "")
