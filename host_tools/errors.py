@@ -73,3 +73,11 @@ class RegistryError(MoteError):
     (a device already registered without --force)."""
 
     exit_code = 8
+
+
+class CalibrationError(MoteError):
+    """A calibration cannot be made or applied: too few or unstable points, a fit refused (NaN,
+    ill-conditioned, a reference outside the sensor's range), a verification that failed (the
+    previous calibration is then back in place), a history with nothing to roll back to."""
+
+    exit_code = 9

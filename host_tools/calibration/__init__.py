@@ -1,0 +1,1 @@
+"""Calibration from a laptop: sensor specifications, fits, point collection and certificates."""
