@@ -15,6 +15,15 @@ A record: device_id, board, fw, provisioned_at (ISO 8601 UTC), state ("pending" 
 bthome {bind_key, ble_address} when BLE, lorawan {region, sub_band, activation, dev_eui,
 join_eui, app_key | dev_addr, nwk_s_key, app_s_key} when LoRa, fingerprints {secret name: fp},
 history [older records, newest last].
+
+Calibration history sits beside the devices, each device's certificates oldest first (the
+records host_tools.calibration.certificate builds; readers that predate it ignore the key):
+
+    reg.add_calibration(record)                         # record["device_id"], record["id"]
+    reg.calibrations(device_id, "sht41.humidity")       # [record, ...] oldest first
+    reg.update_calibration(device_id, cert_id, state="rolled_back")
+
+    {"version": 1, "devices": {...}, "calibrations": {device_id: [record, ...]}}
 """
 
 import contextlib
@@ -87,6 +96,12 @@ class Registry:
     def get(self, device_id: str) -> Record | None:
         return self.devices().get(device_id.lower())
 
+    def calibrations(self, device_id: str, channel: str | None = None) -> list[Record]:
+        """The certificates of `device_id` (of `channel` only, when given), oldest first; []
+        for a device never calibrated or a registry without a calibrations object."""
+        history = self._read().get("calibrations", {}).get(device_id.lower(), [])
+        return [r for r in history if channel is None or r.get("channel") == channel]
+
     def _read(self) -> dict[str, Any]:
         try:
             with open(self.path, "rb") as f:
@@ -107,6 +122,16 @@ class Registry:
             raise RegistryError(
                 f"the registry {self.path} is not a Motekit registry (no devices object)",
                 hint="point --registry or MOTE_REGISTRY at the registry file",
+            )
+        calibrations = data.get("calibrations", {})
+        if not isinstance(calibrations, dict) or not all(
+            isinstance(h, list) and all(isinstance(r, dict) for r in h)
+            for h in calibrations.values()
+        ):
+            raise RegistryError(
+                f"the registry {self.path} has a damaged calibrations object (each device's "
+                "history must be a list of records)",
+                hint="restore it from a backup or move it aside; mote will not overwrite it",
             )
         version = data.get("version")
         if not isinstance(version, int) or version > VERSION:
@@ -148,9 +173,15 @@ class Registry:
     def edit(self) -> Iterator[dict[str, Record]]:
         """Locked read-modify-write of the devices: changes are saved when the block ends
         without an exception."""
+        with self._edit_all() as data:
+            yield data["devices"]
+
+    @contextlib.contextmanager
+    def _edit_all(self) -> Iterator[dict[str, Any]]:
+        # The whole file, so that a change to one part keeps the others as they were.
         with self._locked():
             data = self._read()
-            yield data["devices"]
+            yield data
             data["version"] = VERSION
             text = json.dumps(data, indent=2, sort_keys=True) + "\n"
             try:
@@ -184,6 +215,37 @@ class Registry:
             record["fingerprints"] = dict(fingerprints)
             record["provisioned_at"] = now_utc()
             return record
+
+    def add_calibration(self, record: Record) -> None:
+        """Append a certificate to its device's history (record["device_id"]). Its id
+        (record["id"]) must be new for that device."""
+        device_id, cert_id = record.get("device_id"), record.get("id")
+        if not isinstance(device_id, str) or not isinstance(cert_id, str):
+            raise ValueError("a calibration record needs a device_id and an id (strings)")
+        with self._edit_all() as data:
+            history = data.setdefault("calibrations", {}).setdefault(device_id.lower(), [])
+            if any(r.get("id") == cert_id for r in history):
+                raise RegistryError(
+                    f"calibration {cert_id} of device {device_id} is already in {self.path}",
+                    hint="a certificate id is recorded once; make a new one for a new calibration",
+                )
+            history.append(record)
+
+    def update_calibration(self, device_id: str, cert_id: str, **changes: Any) -> Record:
+        """Change fields of a recorded certificate (its state, notes, ...); the updated record.
+        Its id and device_id stay."""
+        if "id" in changes or "device_id" in changes:
+            raise ValueError("a certificate's id and device_id cannot change")
+        with self._edit_all() as data:
+            history = data.get("calibrations", {}).get(device_id.lower(), [])
+            for record in history:
+                if record.get("id") == cert_id:
+                    record.update(changes)
+                    return record
+            raise RegistryError(
+                f"no calibration {cert_id} of device {device_id} in {self.path}",
+                hint=f"mote calibrate --show lists the certificates of {device_id}",
+            )
 
     # ---- the lock ---------------------------------------------------------------------------
 

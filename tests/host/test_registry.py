@@ -466,3 +466,110 @@ def test_cli_export_to_stdout_and_to_a_private_file(
     assert rc == 2 and "--application-id" in err
     rc, out, err = mote(capsys, "registry", "export", "--format", "tts", "--region", "US915")
     assert rc == 8 and out == "" and len(err.splitlines()) == 2
+
+
+# ---- calibration history --------------------------------------------------------------------
+
+
+def cert(cert_id: str, channel: str = "sht41.temperature", device_id: str = ESP_ID) -> Record:
+    return {"id": cert_id, "device_id": device_id, "channel": channel, "state": "applied"}
+
+
+C1, C2, C3 = "c20261121T101500Z-0001", "c20261121T111500Z-0002", "c20261122T090000Z-0003"
+
+
+def test_calibrations_add_list_filter_and_update(reg: Registry) -> None:
+    assert reg.calibrations(ESP_ID) == []
+    reg.add_calibration(cert(C1))
+    reg.add_calibration(cert(C2, "sht41.humidity"))
+    reg.add_calibration(cert(C3))
+    reg.add_calibration(cert(C1, device_id=RP_ID))  # ids are per device
+    assert [c["id"] for c in reg.calibrations(ESP_ID)] == [C1, C2, C3]  # oldest first
+    assert [c["id"] for c in reg.calibrations(ESP_ID.upper(), "sht41.temperature")] == [C1, C3]
+    assert [c["id"] for c in reg.calibrations(ESP_ID, "sht41.humidity")] == [C2]
+    assert reg.calibrations(ESP_ID, "soil.moisture") == []
+    assert [c["device_id"] for c in reg.calibrations(RP_ID)] == [RP_ID]
+
+    updated = reg.update_calibration(ESP_ID, C1, state="rolled_back", notes=["restored rev 2"])
+    assert updated == {**cert(C1), "state": "rolled_back", "notes": ["restored rev 2"]}
+    again = Registry(reg.path).calibrations(ESP_ID)
+    assert [(c["id"], c["state"]) for c in again] == [
+        (C1, "rolled_back"),
+        (C2, "applied"),
+        (C3, "applied"),
+    ]
+    assert Registry(reg.path).calibrations(RP_ID)[0]["state"] == "applied"  # the other C1
+    data = json.loads(reg.path.read_text())
+    assert data["version"] == 1 and set(data) == {"version", "devices", "calibrations"}
+    if os.name == "posix":
+        assert mode(reg.path) == 0o600
+
+
+def test_unknown_or_repeated_certificate_ids_are_refused(reg: Registry) -> None:
+    reg.add_calibration(cert(C1))
+    before = reg.path.read_bytes()
+    with pytest.raises(RegistryError) as e:
+        reg.update_calibration(ESP_ID, C2, state="rolled_back")
+    assert f"no calibration {C2} of device {ESP_ID}" in str(e.value) and e.value.hint
+    with pytest.raises(RegistryError) as e:
+        reg.update_calibration(RP_ID, C1, state="rolled_back")
+    assert f"no calibration {C1} of device {RP_ID}" in str(e.value)
+    with pytest.raises(RegistryError) as e:
+        reg.add_calibration(cert(C1, "sht41.humidity"))
+    assert "already" in str(e.value)
+    with pytest.raises(ValueError):
+        reg.update_calibration(ESP_ID, C1, id=C2)
+    with pytest.raises(ValueError):
+        reg.add_calibration({"device_id": ESP_ID})
+    assert reg.path.read_bytes() == before  # nothing written
+
+
+def test_a_registry_without_calibrations_reads_as_empty(reg: Registry) -> None:
+    reg.path.parent.mkdir(parents=True, mode=0o700)
+    old = {"version": 1, "devices": {ESP_ID: {"device_id": ESP_ID, "state": "complete"}}}
+    fd = os.open(reg.path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, json.dumps(old).encode())
+    os.close(fd)
+    assert reg.calibrations(ESP_ID) == [] and reg.calibrations(ESP_ID, "x.temperature") == []
+    with pytest.raises(RegistryError):
+        reg.update_calibration(ESP_ID, C1, state="cleared")
+    reg.add_calibration(cert(C1))
+    data = json.loads(reg.path.read_text())
+    assert data["devices"] == old["devices"]
+    assert data["calibrations"] == {ESP_ID: [cert(C1)]}
+
+
+def test_devices_and_calibrations_leave_each_other_alone(reg: Registry) -> None:
+    rec = record(state="pending")
+    reg.add_pending(rec)
+    devices = reg.devices()
+    reg.add_calibration(cert(C1))
+    reg.update_calibration(ESP_ID, C1, state="declined")
+    assert reg.devices() == devices  # calibration writes keep the devices
+    history = reg.calibrations(ESP_ID)
+    reg.complete(ESP_ID, rec["fingerprints"])
+    reg.add_pending(record(RP_ID, "rpi-pico-w", state="pending"))
+    with reg.edit() as devs:
+        del devs[RP_ID]
+    assert reg.calibrations(ESP_ID) == history  # device writes keep the history
+    assert history[0]["state"] == "declined"
+    assert reg.devices()[ESP_ID]["state"] == "complete"
+
+
+def test_a_damaged_calibrations_object_is_refused_and_kept(reg: Registry) -> None:
+    reg.path.parent.mkdir(parents=True, mode=0o700)
+    damaged_ones: list[Any] = [[], {ESP_ID: {"id": C1}}, {ESP_ID: ["not a record"]}]
+    for damaged in damaged_ones:
+        text = json.dumps({"version": 1, "devices": {}, "calibrations": damaged})
+        fd = os.open(reg.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, text.encode())
+        os.close(fd)
+        for action in (
+            lambda: reg.calibrations(ESP_ID),
+            lambda: reg.add_calibration(cert(C2)),
+            lambda: reg.add_pending(record()),
+        ):
+            with pytest.raises(RegistryError) as e:
+                action()
+            assert "damaged calibrations object" in str(e.value)
+        assert reg.path.read_text() == text
