@@ -42,7 +42,7 @@ class App:
         self.cause = reset_cause_name()
         self.cfg, self.problems = config.load()
         log.set_level(self.cfg["log_level"])
-        self.cal = cal.load()
+        self.cal, self.cal_problems = cal.load()
         sleep = self.board.get("sleep") or {}
         self.deep = sleep.get("mode", "deep") == "deep"
         self.retained = Retained(sleep.get("rtc_memory_bytes", 0) if self.deep else 0)
@@ -62,6 +62,8 @@ class App:
         self._console = None
         for p in self.problems:
             log.warning("config: " + p)
+        for p in self.cal_problems:
+            log.warning(p)
 
     # Modules most wakes never need are imported when needed: on an ESP32 every wake is a boot,
     # and each module's bytecode costs heap (docs/node-files.md, "Heap budget").
@@ -83,6 +85,10 @@ class App:
         log.set_level(self.cfg["log_level"])
         self.problems = []
 
+    def calibrated(self):
+        # /cal.json changed (the `cal` command): load it again.
+        self.cal, self.cal_problems = cal.load()
+
     def sample(self, raw=False, hub=None):
         hub = hub or Sensors(self.board, self.cfg["sensors"], self.feed)
         self.hub = hub
@@ -90,9 +96,11 @@ class App:
         values = s["values"]
         if raw:
             s["raw"] = {ch: self._round(hub, ch, v) for ch, v in values.items()}
+        uncal = cal.apply(self.cal, values)
         for ch in values:
-            sid, q = ch.split(".")
-            values[ch] = self._round(hub, ch, cal.apply(self.cal, sid, q, values[ch]))
+            values[ch] = self._round(hub, ch, values[ch])
+        if uncal:
+            s["uncal"] = uncal  # calibrated channels whose calibration could not be applied
         return s
 
     def _round(self, hub, ch, v):
@@ -192,6 +200,8 @@ class App:
         queued = {"t": s["t"], "values": s["values"]}
         if s["missing"]:
             queued["missing"] = s["missing"]
+        if "uncal" in s:
+            queued["uncal"] = s["uncal"]
         reasons, send = report.decide(st, queued, cfg, now_s, alarms)
         cap = self.retained.capacity
         if not send and st["batch"] and cap and len(json.dumps(st["batch"])) > cap // 2:

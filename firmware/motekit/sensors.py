@@ -29,6 +29,19 @@ _SLOW_MS = const(300)
 _WAIT_SLICE_MS = const(1000)  # the longest sleep between watchdog feeds
 
 
+def unload_drivers():
+    # Drop the driver modules a console `read` imported (and the buses it built are dropped
+    # with the hub): between requests of a long console session their bytecode would sit
+    # between the requests' garbage and split the heap into holes too small for the next
+    # command. A duty cycle never calls this: it reads once and sleeps.
+    import sys
+
+    for module, _, _, _ in _KINDS.values():
+        sys.modules.pop(module, None)
+    sys.modules.pop("analog", None)
+    sys.modules.pop("sensor", None)
+
+
 def sensor_id(entry):
     return entry.get("id") or entry["kind"]
 

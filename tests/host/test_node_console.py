@@ -97,8 +97,10 @@ def test_other_commands_over_the_client() -> None:
         assert key not in "".join(c.log) and key not in json.dumps(list(c.events))
 
         # calibration is applied to readings
-        c.request("cal", op="set", sensor="sht4x", quantity="temperature", gain=1.0, offset=-0.5)
-        assert c.request("cal", op="get")["cal"] == {"sht4x": {"temperature": [1.0, -0.5]}}
+        entry = {"poly": [-0.5, 1.0]}
+        c.request("cal", op="set", channel="sht4x.temperature", entry=entry)
+        entries = c.request("cal", op="get")["entries"]
+        assert entries == {"sht4x.temperature": {"poly": [-0.5, 1.0], "rev": 1}}
         s = c.request("read", raw=True)["samples"][0]
         assert s["values"]["sht4x.temperature"] == pytest.approx(
             s["raw"]["sht4x.temperature"] - 0.5
