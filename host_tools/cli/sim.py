@@ -215,14 +215,16 @@ def _stop_running(board: str) -> None:
 @click.command()
 @click.option(
     "--control",
-    "control",
+    "controls",
     required=True,
+    multiple=True,
     envvar="MOTE_SIM_CONTROL",
-    help="The board's control socket (written by mote sim --control-file).",
+    help="The board's control socket (written by mote sim --control-file). Repeat it to send "
+    "the same command to several boards (a reference and a device under test in one chamber).",
 )
 @click.argument("command")
 @click.argument("args", nargs=-1, metavar="[KEY=VALUE]...")
-def simctl(control: str, command: str, args: tuple[str, ...]) -> None:
+def simctl(controls: tuple[str, ...], command: str, args: tuple[str, ...]) -> None:
     """Send COMMAND to a running virtual board and print its JSON reply.
 
     Commands: status, reset [kind=button|power_on|brownout|software|watchdog],
@@ -235,9 +237,10 @@ def simctl(control: str, command: str, args: tuple[str, ...]) -> None:
             request[key] = json.loads(value)
         except json.JSONDecodeError:
             request[key] = value
-    try:
-        with SimControl(control) as ctl:
-            reply = ctl.request(command, **request)
-    except OSError as exc:
-        raise SimError(f"control socket {control}: {exc}") from exc
-    click.echo(json.dumps(reply, indent=1))
+    for control in controls:
+        try:
+            with SimControl(control) as ctl:
+                reply = ctl.request(command, **request)
+        except OSError as exc:
+            raise SimError(f"control socket {control}: {exc}") from exc
+        click.echo(json.dumps(reply, indent=1))

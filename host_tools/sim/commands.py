@@ -12,7 +12,7 @@ from host_tools.sim.peripherals.models.bme280 import attach as bme280_attach
 from host_tools.sim.peripherals.models.ds18b20 import attach as ds18b20_attach
 from host_tools.sim.peripherals.models.ina219 import attach as ina219_attach
 from host_tools.sim.peripherals.models.scd41 import attach as scd41_attach
-from host_tools.sim.peripherals.models.sht4x import Sht4x
+from host_tools.sim.peripherals.models.sht4x import attach as sht4x_attach
 from host_tools.sim.peripherals.models.soil import attach as soil_attach
 from host_tools.sim.resets import KINDS
 from host_tools.sim.supervisor import VirtualBoard
@@ -29,7 +29,7 @@ MODELS: dict[str, tuple[str, ModelFactory]] = {
     "ds18b20": ("onewire", ds18b20_attach),
     "ina219": ("i2c", ina219_attach),
     "scd41": ("i2c", scd41_attach),
-    "sht4x": ("i2c", lambda vb, bus, addr: Sht4x(vb.clock.now_ms, address=addr or 0x44)),
+    "sht4x": ("i2c", sht4x_attach),
     "soil": ("adc", soil_attach),
 }
 

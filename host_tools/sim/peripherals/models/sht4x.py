@@ -223,3 +223,25 @@ class Sht4x(I2CDevice):
             "heat_k": round(self.heat_k(), 3),
             "result_reads": self.result_reads,
         }
+
+
+def attach(
+    vb: Any,
+    bus: int,
+    addr: int,
+    serial: int = DEFAULT_SERIAL,
+    temperature: dict[str, float] | None = None,
+    humidity: dict[str, float] | None = None,
+    noise_seed: int = 0,
+) -> Sht4x:
+    """The MODELS factory: `attach model=sht4x bus=i2c0 [addr=0x45] [serial=N]
+    [temperature={"offset": 0.5, "gain": 1.02, "curve": 0.001, "pivot": 25}] [humidity=...]
+    [noise_seed=N]` (deviations in °C and %RH: a part's error, for calibration tests)."""
+    return Sht4x(
+        vb.clock.now_ms,
+        address=addr or 0x44,
+        serial=int(serial),
+        temperature=Deviation(**(temperature or {})),
+        humidity=Deviation(**(humidity or {})),
+        noise_seed=int(noise_seed),
+    )
