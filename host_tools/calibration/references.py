@@ -232,7 +232,8 @@ class PortReference(Reference):
         return self._value()
 
     def _value(self) -> float:
-        data = self.client.request("read", timeout=self.timeout_s)
+        sid = self.channel.split(".")[0]  # its sensor only: quicker, and lighter on its heap
+        data = self.client.request("read", timeout=self.timeout_s, sensors=[sid])
         samples = data.get("samples")
         if not isinstance(samples, list) or not samples or not isinstance(samples[0], dict):
             raise ProtocolError(

@@ -27,6 +27,7 @@ def _register() -> None:
     # cannot break the others at import time.
     from host_tools.cli import (
         air,
+        calibrate,
         console,
         deploy,
         flash,
@@ -48,6 +49,7 @@ def _register() -> None:
     cli.add_command(ports.ports)
     cli.add_command(console.console)
     cli.add_command(air.air)
+    cli.add_command(calibrate.calibrate)
     for command in node.COMMANDS:
         cli.add_command(command)
 

@@ -110,10 +110,20 @@ def info(port: str | None, wait_s: float, as_json: bool) -> None:
 @click.command()
 @click.option("--n", "n", type=click.IntRange(1, 10), default=1, help="Readings to take (1..10).")
 @click.option("--raw", is_flag=True, help="Show the values before calibration too.")
+@click.option(
+    "--sensor",
+    "sensor_ids",
+    multiple=True,
+    metavar="ID",
+    help="Read only this sensor (repeatable); default: all of them.",
+)
 @node_options
-def read(n: int, raw: bool, port: str | None, wait_s: float, as_json: bool) -> None:
+def read(
+    n: int, raw: bool, sensor_ids: tuple[str, ...], port: str | None, wait_s: float, as_json: bool
+) -> None:
     """Read the sensors now."""
-    data = _ask(port, wait_s, "read", timeout=2.0 + 2.0 * n, n=n, raw=raw)
+    args: dict[str, Any] = {"sensors": list(sensor_ids)} if sensor_ids else {}
+    data = _ask(port, wait_s, "read", timeout=2.0 + 2.0 * n, n=n, raw=raw, **args)
     _out(data, as_json, view.samples)
 
 
