@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from host_tools.calibration.sensors import QUANTITIES
 from host_tools.errors import (
     CalibrationError,
     ConfigError,
@@ -37,16 +38,6 @@ from host_tools.transport.serial import SerialTransport
 
 MAX_DESCRIPTION = 64
 MANUAL_TRIES = 3
-QUANTITIES = (
-    "temperature",
-    "humidity",
-    "pressure",
-    "co2",
-    "voltage",
-    "current",
-    "power",
-    "moisture",
-)
 CHANNEL = re.compile(r"[a-z0-9_]{1,16}\.[a-z0-9_]+")
 _LOOKS_LIKE_CHANNEL = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_]+")
 
@@ -252,7 +243,9 @@ class PortReference(Reference):
                     + (f": {error}" if error else ""),
                     hint="check the reference sensor's wiring",
                 )
-            have = ", ".join(sorted(values)) or "none"
+            # Say what the node does have: one full read, only on this way out.
+            whole = self.client.request("read", timeout=self.timeout_s)["samples"][0]
+            have = ", ".join(sorted(whole.get("values") or {})) or "none"
             raise CalibrationError(
                 f"the reference node on {self.name} has no channel {self.channel} "
                 f"(its channels: {have})",

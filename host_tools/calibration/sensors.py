@@ -229,6 +229,20 @@ KINDS: tuple[str, ...] = tuple(dict.fromkeys(s.kind for s in _SPECS))
 _UNIT_LABELS = {"C": "°C"}
 
 
+# Every quantity a driver reports, and how its unit is written for people (drivers/sensor.py).
+UNITS = {
+    "temperature": "°C",
+    "humidity": "%RH",
+    "pressure": "hPa",
+    "co2": "ppm",
+    "voltage": "V",
+    "current": "A",
+    "power": "W",
+    "moisture": "%",
+}
+QUANTITIES = tuple(UNITS)
+
+
 def unit_label(unit: str) -> str:
     """How a driver unit is written for people: "C" -> "°C", others as they are."""
     return _UNIT_LABELS.get(unit, unit)

@@ -155,10 +155,10 @@ class Calibration:
     # -- steps ----------------------------------------------------------------------------------
 
     def _identify(self) -> None:
-        if self.plan.quantity not in fit_quantities():
+        if self.plan.quantity not in sensors.QUANTITIES:
             raise ConfigError(
                 f"unknown quantity {self.plan.quantity!r}",
-                hint=f"one of {', '.join(fit_quantities())}",
+                hint=f"one of {', '.join(sensors.QUANTITIES)}",
             )
         self.kind = self.node.kind_of(self.plan.sensor)
         self.spec = sensors.spec(self.kind, self.plan.quantity)
@@ -367,10 +367,6 @@ class Calibration:
 
     def _unit(self) -> str:
         return sensors.unit_label(self.spec.unit) if self.spec is not None else ""
-
-
-def fit_quantities() -> tuple[str, ...]:
-    return ("temperature", "humidity", "pressure", "co2", "voltage", "current", "power", "moisture")
 
 
 # ---- helpers ------------------------------------------------------------------------------------

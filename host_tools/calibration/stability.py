@@ -17,18 +17,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from host_tools.calibration.sensors import UNITS
 from host_tools.errors import CalibrationError, ConfigError
-
-UNITS = {
-    "temperature": "°C",
-    "humidity": "%RH",
-    "pressure": "hPa",
-    "co2": "ppm",
-    "voltage": "V",
-    "current": "A",
-    "power": "W",
-    "moisture": "%",
-}
 
 TIMEOUT_HINT = (
     "wait for the setup to settle, raise --spread/--drift or --point-timeout, or check the setup "

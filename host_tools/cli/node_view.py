@@ -12,17 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from host_tools.calibration.sensors import UNITS
+
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the node's clock counts from here
-_UNITS = {
-    "temperature": "°C",
-    "humidity": "%RH",
-    "pressure": "hPa",
-    "co2": "ppm",
-    "voltage": "V",
-    "current": "A",
-    "power": "W",
-    "moisture": "%",
-}
 _LEVELS = {"D": "debug", "I": "info", "W": "warning", "E": "error"}
 _INFO_KEYS = (
     "device_id", "board", "mcu", "fw", "proto", "mode", "safe_reason", "reset_cause",
@@ -96,7 +88,7 @@ def _bytes(v: Any) -> str:
 
 def value(channel: str, v: Any) -> str:
     """A channel's value with its unit: 21.5 °C."""
-    unit = _UNITS.get(channel.rpartition(".")[2], "")
+    unit = UNITS.get(channel.rpartition(".")[2], "")
     text = f"{v:.6g}" if isinstance(v, float) else _plain(v)
     return f"{text} {unit}".rstrip()
 
