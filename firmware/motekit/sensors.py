@@ -27,6 +27,10 @@ _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standar
 # conversions would multiply the time awake.
 _SLOW_MS = const(300)
 _WAIT_SLICE_MS = const(1000)  # the longest sleep between watchdog feeds
+# The switched rail's own rise (a load switch's turn-on and the decoupling charging) before a
+# chip's power-up time starts: an SHT4x alone would otherwise be addressed right at its 1 ms
+# t_PU and can still NACK.
+_RAIL_RISE_MS = const(2)
 
 
 def unload_drivers():
@@ -126,8 +130,8 @@ class Sensors:
                 warmup = max(warmup, getattr(__import__(mod), _KINDS[entry["kind"]][1]).WARMUP_MS)
             except (ImportError, AttributeError):
                 pass
-        if self._power is not None and warmup:
-            self._wait(warmup)
+        if self._power is not None:
+            self._wait(warmup + _RAIL_RISE_MS)
         self._open()
 
     def _wait(self, ms):

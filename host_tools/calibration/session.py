@@ -36,6 +36,7 @@ from host_tools.errors import CalibrationError, ConfigError
 from host_tools.registry import Registry
 
 CHANNEL = re.compile(r"[a-z0-9_]{1,16}\.[a-z0-9]+")
+_SENSOR_RETRIES = 2  # reads again when a sensor failed in a sample; then its error is raised
 _READBACK_REL = 1e-5  # a coefficient read back: the node keeps 32-bit floats on a real board
 
 
@@ -220,6 +221,10 @@ class Calibration:
     def _collect(self, label: str, calibrated: bool = False) -> stability.Collected:
         def read() -> stability.Reading:
             sample = self.node.sample(self._channels)
+            for _ in range(_SENSOR_RETRIES):  # a glitch on a bench is not a failed point
+                if not (sample.get("missing") or ()):
+                    break
+                sample = self.node.sample(self._channels)
             t = self.clock()
             if calibrated:
                 if self.channel in (sample.get("uncal") or ()):
