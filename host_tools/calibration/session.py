@@ -180,7 +180,8 @@ class Calibration:
         if self.plan.setpoints:
             labels = self.plan.labels or [f"{s:g} {self._unit()}" for s in self.plan.setpoints]
             return list(zip(labels, self.plan.setpoints, strict=True))
-        n = self.plan.points or _needed(self.plan.fit_kind, self.plan.temp_channel is not None)
+        temperature = self.plan.temp_channel is not None
+        n = self.plan.points or fit.min_points(self.plan.fit_kind or "linear", temperature)
         return [(f"point {i + 1} of {n}", None) for i in range(n)]
 
     def _collect_points(self) -> tuple[list[fit.Point], list[stability.Collected]]:
@@ -375,11 +376,6 @@ class Calibration:
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def _needed(kind: str | None, temperature: bool) -> int:
-    base = {"offset": 1, "linear": 2, "poly2": 3, "poly3": 4}.get(kind or "linear", 2)
-    return base + (1 if temperature else 0)
 
 
 def _fit_dict(f: fit.Fit, temp_channel: str | None) -> dict[str, Any]:
