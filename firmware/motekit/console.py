@@ -226,6 +226,7 @@ class Console:
             write(fid, self._last_reply)
             return
         self._running = fid
+        self._last_reply = None  # a new id: the host has the last reply; its heap is free again
         try:
             reply = self._run(req)
         finally:
