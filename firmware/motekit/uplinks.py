@@ -2,6 +2,8 @@
 # report as a protocol event frame on the serial line (docs/protocol.md); the radio uplinks
 # (BTHome over BLE, LoRaWAN) come with their own modules and say so when this firmware lacks
 # them. RADIO names the board.json power figure the energy estimate charges the send time to.
+# An uplink module's Uplink(board, st, cfg) gets /board.json, the retained-state dict (what it
+# keeps there survives deep sleep: counters, a session) and the config.
 import time
 
 from motekit import console, log
@@ -17,7 +19,7 @@ class ConsoleUplink:
 _MISSING = {}  # type: dict
 
 
-def open_uplinks(names, board):
+def open_uplinks(names, board, st, cfg):
     out = []
     for name in names:
         if name == "console":
@@ -25,7 +27,7 @@ def open_uplinks(names, board):
             continue
         try:
             mod = __import__("motekit.up_" + name, None, None, ["Uplink"])
-            out.append((name, mod.Uplink(board)))
+            out.append((name, mod.Uplink(board, st, cfg)))
         except ImportError:
             if name not in _MISSING:
                 _MISSING[name] = True

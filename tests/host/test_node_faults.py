@@ -15,7 +15,7 @@ CRASHING_UPLINK = """
 class Uplink:
     RADIO = "ble"
 
-    def __init__(self, board):
+    def __init__(self, board, st, cfg):
         pass
 
     def send(self, report):
