@@ -215,7 +215,7 @@ class App:
 
             seq = NvCounter("/seq.json", st, "seq").next()
             rep = report.build(st, seq, reasons, self._battery(s), st.get("faults", []))
-            ups = uplinks.open_uplinks(cfg["uplinks"], self.board, st, cfg)
+            ups = uplinks.open_uplinks(cfg["uplinks"], self.board, st, cfg, self.feed)
             took = uplinks.send_all(ups, rep, not st.get("crit"), radio_ms)
             log.debug("report %d (%s) to %s" % (seq, ",".join(reasons), ",".join(took)))
             st["batch"] = []

@@ -3,7 +3,8 @@
 # (BTHome over BLE, LoRaWAN) come with their own modules and say so when this firmware lacks
 # them. RADIO names the board.json power figure the energy estimate charges the send time to.
 # An uplink module's Uplink(board, st, cfg) gets /board.json, the retained-state dict (what it
-# keeps there survives deep sleep: counters, a session) and the config.
+# keeps there survives deep sleep: counters, a session) and the config; its `feed` attribute is
+# then set to the watchdog's feed(), which a send that waits (RX windows) calls every second.
 import time
 
 from motekit import console, log
@@ -19,7 +20,7 @@ class ConsoleUplink:
 _MISSING = {}  # type: dict
 
 
-def open_uplinks(names, board, st, cfg):
+def open_uplinks(names, board, st, cfg, feed=None):
     out = []
     for name in names:
         if name == "console":
@@ -27,7 +28,9 @@ def open_uplinks(names, board, st, cfg):
             continue
         try:
             mod = __import__("motekit.up_" + name, None, None, ["Uplink"])
-            out.append((name, mod.Uplink(board, st, cfg)))
+            up = mod.Uplink(board, st, cfg)
+            up.feed = feed
+            out.append((name, up))
         except ImportError:
             if name not in _MISSING:
                 _MISSING[name] = True
