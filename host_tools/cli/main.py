@@ -36,6 +36,7 @@ def _register() -> None:
         ports,
         provision,
         registry,
+        scan,
         sim,
     )
 
@@ -49,6 +50,7 @@ def _register() -> None:
     cli.add_command(ports.ports)
     cli.add_command(console.console)
     cli.add_command(air.air)
+    cli.add_command(scan.scan)
     cli.add_command(calibrate.calibrate)
     for command in node.COMMANDS:
         cli.add_command(command)
