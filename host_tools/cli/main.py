@@ -31,6 +31,7 @@ def _register() -> None:
         console,
         deploy,
         flash,
+        gateway,
         images,
         node,
         ports,
@@ -50,6 +51,7 @@ def _register() -> None:
     cli.add_command(ports.ports)
     cli.add_command(console.console)
     cli.add_command(air.air)
+    cli.add_command(gateway.gateway)
     cli.add_command(scan.scan)
     cli.add_command(calibrate.calibrate)
     for command in node.COMMANDS:
