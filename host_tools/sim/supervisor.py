@@ -32,6 +32,11 @@ from host_tools.sim.state import RTC_EPOCH_2000, StateDir
 _ROM_HEAP_ALLOWANCE = 160 * 1024
 # What a real port has already allocated by the time main.py runs.
 _BOOT_ALLOC_BYTES = 2048
+# The interpreter is 64-bit: its objects are twice a board's size in words, and its GC blocks
+# (4 words, MICROPY_BYTES_PER_GC_BLOCK) are 32 bytes where a board's are 16. User code gets the
+# board's number of GC blocks, so every object takes as many blocks as on the board; `gc` shows
+# the board's bytes (rom/_gc.py). docs/virtual-board.md, "Heap".
+_HEAP_SCALE = 2
 _CRASH_LIMIT = 5  # unexpected interpreter exits within _CRASH_WINDOW_S before we stop rebooting
 _CRASH_WINDOW_S = 5.0
 
@@ -143,7 +148,7 @@ class VirtualBoard:
         self._stdin_queue.clear()
         params = self._boot_params(repl_mode)
         self.state.boot_params_path.write_text(json.dumps(params))
-        heap = self.board["micropython"]["heap_bytes"] + _ROM_HEAP_ALLOWANCE
+        heap = self.board["micropython"]["heap_bytes"] * _HEAP_SCALE + _ROM_HEAP_ALLOWANCE
         self.node = NodeProcess(self.state.boot_params_path, heap, params["heap_free_bytes"])
         self.node.start()
         self.mode = "awake"
@@ -174,7 +179,8 @@ class VirtualBoard:
             "unique_id": list(bytes.fromhex(self.power.unique_id_hex)),
             "freq_hz": self.freq_hz,
             "heap_bytes": b["micropython"]["heap_bytes"],
-            "heap_free_bytes": b["micropython"]["heap_bytes"] - _BOOT_ALLOC_BYTES,
+            "heap_free_bytes": (b["micropython"]["heap_bytes"] - _BOOT_ALLOC_BYTES) * _HEAP_SCALE,
+            "heap_scale": _HEAP_SCALE,
             "clock": self.clock.node_params(self.boot_sim_ms, self.power.rtc_offset_s),
             "script": self.script,
             "host_mounts": self.host_mounts,
