@@ -44,6 +44,15 @@ DEFAULTS = {
     "lorawan_dev_eui": "",
     "lorawan_join_eui": "0000000000000000",
     "lorawan_dev_addr": "",
+    "lorawan_confirmed": False,
+    "lorawan_retries": 3,
+    "lorawan_adr": True,
+    "lorawan_dr": 5,
+    "lorawan_fport": 1,
+    "ble_adv_count": 5,
+    "ble_adv_interval_ms": 100,
+    "bthome_encrypt": True,
+    "role": "node",
 }
 
 KEYS = (  # in schema order (MicroPython dicts keep no order)
@@ -70,6 +79,15 @@ KEYS = (  # in schema order (MicroPython dicts keep no order)
     "lorawan_dev_eui",
     "lorawan_join_eui",
     "lorawan_dev_addr",
+    "lorawan_confirmed",
+    "lorawan_retries",
+    "lorawan_adr",
+    "lorawan_dr",
+    "lorawan_fport",
+    "ble_adv_count",
+    "ble_adv_interval_ms",
+    "bthome_encrypt",
+    "role",
 )
 
 # key, low, high, the range as the message shows it, a value just below, one just above
