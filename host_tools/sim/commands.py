@@ -2,18 +2,22 @@
 and device tests running on the node (in script mode).
 """
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
 
+from host_tools.sim.air import Frame, LoraMeta
 from host_tools.sim.control import CommandError, Dispatcher
 from host_tools.sim.peripherals.models import At24c32
 from host_tools.sim.peripherals.models.bme280 import attach as bme280_attach
 from host_tools.sim.peripherals.models.ds18b20 import attach as ds18b20_attach
 from host_tools.sim.peripherals.models.ina219 import attach as ina219_attach
+from host_tools.sim.peripherals.models.lora import Heard
 from host_tools.sim.peripherals.models.scd41 import attach as scd41_attach
 from host_tools.sim.peripherals.models.sht4x import attach as sht4x_attach
 from host_tools.sim.peripherals.models.soil import attach as soil_attach
+from host_tools.sim.radio_link import radio_model
 from host_tools.sim.resets import KINDS
 from host_tools.sim.supervisor import VirtualBoard
 
@@ -31,7 +35,20 @@ MODELS: dict[str, tuple[str, ModelFactory]] = {
     "scd41": ("i2c", scd41_attach),
     "sht4x": ("i2c", sht4x_attach),
     "soil": ("adc", soil_attach),
+    # A LoRa chip: the address is its NSS (chip-select) pin; options reset=, dio0= (sx1276)
+    # or busy=, dio1= (sx1262), tcxo_mv=, dio2_rf_switch=. LoRa boards have theirs soldered.
+    "sx1276": ("spi", lambda vb, bus, cs, **pins: _radio(vb, "sx1276", bus, cs, pins)),
+    "sx1262": ("spi", lambda vb, bus, cs, **pins: _radio(vb, "sx1262", bus, cs, pins)),
 }
+
+
+def _radio(vb: VirtualBoard, chip: str, bus: int, cs: int, pins: dict[str, Any]) -> Any:
+    if not cs:
+        raise CommandError(f"{chip}: give its chip-select pin as addr (e.g. addr=18)")
+    if cs in vb.hw.spi(bus).devices:
+        raise CommandError(f"SPI bus {bus}: CS pin {cs} is taken")
+    return vb.add_lora(radio_model(vb.hw, vb.clock, chip, {**pins, "nss": cs}))
+
 
 _BUS = re.compile(r"(i2c|spi|onewire|adc)(\d+)")
 
@@ -78,7 +95,59 @@ def board_commands(vb: VirtualBoard, stop: Callable[[], None]) -> Dispatcher:
         except TypeError as e:
             raise CommandError(f"{model}: bad options {sorted(options)}: {e}") from None
         vb.hw.attach(kind, int(m[2]), device)  # type: ignore[arg-type]
+        if vb.lora:
+            lora_commands()  # a radio attached to a board that had none
         return {"hardware": vb.hw.describe()}
+
+    def lora_link(**settings: Any) -> dict[str, Any]:
+        # rssi_dbm, snr_db (null: the sender's), loss (0..1), out_of_range, seed.
+        if not vb.lora:
+            raise CommandError("this board has no LoRa radio")
+        unknown = sorted(set(settings) - {"rssi_dbm", "snr_db", "loss", "out_of_range", "seed"})
+        if unknown:
+            raise CommandError(f"lora_link: unknown settings {unknown}")
+        for lora in vb.lora:
+            link = lora.model.core.set_link(**settings)
+        return {"lora_link": dataclasses.asdict(link)}
+
+    def lora_frame(
+        payload_hex: str,
+        freq_hz: int,
+        sf: int,
+        bw_hz: int = 125_000,
+        cr: str = "4/5",
+        dir: str = "down",  # noqa: A002  the air frame's field name
+        t_sim_ms: float | None = None,
+        delay_ms: float = 0.0,
+        rssi_dbm: float = -60.0,
+        snr_db: float = 9.0,
+        crc_error: bool = False,
+    ) -> dict[str, Any]:
+        # A frame as if the air had carried it to this node, starting at t_sim_ms (else now +
+        # delay_ms): for tests without an air (script mode).
+        if not vb.lora:
+            raise CommandError("this board has no LoRa radio")
+        if dir not in ("up", "down"):
+            raise CommandError(f"lora_frame: dir must be 'up' or 'down', not {dir!r}")
+        down = dir == "down"
+        meta = LoraMeta(
+            int(freq_hz),
+            int(sf),
+            int(bw_hz),
+            cr,
+            float(rssi_dbm),
+            float(snr_db),
+            "down" if down else "up",
+            vb.node_id if down else None,
+        )
+        start = vb.clock.now_ms() + delay_ms if t_sim_ms is None else float(t_sim_ms)
+        frame = Frame("control", bytes.fromhex(payload_hex), meta, max(0, int(start)))
+        frame.encode()  # the air's checks
+        for lora in vb.lora:
+            core = lora.model.core
+            toa = core.frame_toa(frame)
+            core.hear(Heard(frame.payload, meta, start, start + toa, not down, bool(crc_error)))
+        return {"t_sim_ms": start}
 
     def cut_power_at_write(n: int) -> None:
         vb.cut_power_at_write(int(n))
@@ -91,7 +160,7 @@ def board_commands(vb: VirtualBoard, stop: Callable[[], None]) -> Dispatcher:
     def stop_cmd() -> None:
         stop()
 
-    for name, fn in [
+    handlers: list[tuple[str, Callable[..., Any]]] = [
         ("status", status),
         ("reset", reset),
         ("wake", vb.wake),
@@ -102,6 +171,15 @@ def board_commands(vb: VirtualBoard, stop: Callable[[], None]) -> Dispatcher:
         ("cut_power_at_write", cut_power_at_write),
         ("erase_flash", erase_flash),
         ("stop", stop_cmd),
-    ]:
+    ]
+    for name, fn in handlers:
         d.register(name, fn)
+
+    def lora_commands() -> None:
+        # Only boards with a LoRa radio (soldered, or attached since) have these.
+        d.register("lora_link", lora_link)
+        d.register("lora_frame", lora_frame)
+
+    if vb.lora:
+        lora_commands()
     return d

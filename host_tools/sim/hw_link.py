@@ -22,7 +22,7 @@ class HardwareLink:
         self.hw = hw
         self._i2c_ids = [b["id"] for b in board["pins"].get("i2c", ())]
         self._spi_ids = [b["id"] for b in board["pins"].get("spi", ())]
-        self._battery = board["pins"].get("battery_adc", {}).get("pin")
+        self._battery = (board["pins"].get("battery_adc") or {}).get("pin")  # null: none
 
     def handlers(self) -> dict[int, Callable[[link.Request], Reply | None]]:
         return {

@@ -1,17 +1,34 @@
-"""The node's radios on the virtual air: BLE advertising (esp32 profile).
+"""The node's radios on the virtual air: BLE advertising (esp32 profile) and LoRa chips.
 
 gap_advertise() on the node hands over the payload; the supervisor repeats it at the
 advertising interval while the node is awake and the radio on, as the controller does on a real
 chip. Intervals are kept in real time while awake (simulated time runs at the wall-clock rate
 then), with a floor of 20 ms, the BLE minimum for legacy advertising.
+
+A LoRa board's chip (board.json pins.radio) is a register/command-level model on its SPI bus
+(peripherals/models/sx127x.py, sx126x.py), wired at power-on by soldered_radio(); LoraLink
+connects it to the air (docs/radios.md).
 """
 
+import os
 import struct
 import time
+from typing import Any
 
 from host_tools.sim import link
-from host_tools.sim.air import ADV_IND, ADV_NONCONN_IND, AirNode, BleAdvMeta, Frame
+from host_tools.sim.air import (
+    ADV_IND,
+    ADV_NONCONN_IND,
+    ROLE_LISTENER,
+    AirNode,
+    BleAdvMeta,
+    Frame,
+    LoraMeta,
+)
 from host_tools.sim.clock import SimClock
+from host_tools.sim.peripherals.board_hw import BoardHardware
+from host_tools.sim.peripherals.models.sx126x import Sx126x
+from host_tools.sim.peripherals.models.sx127x import Sx127x
 
 _MIN_INTERVAL_S = 0.020
 
@@ -66,3 +83,103 @@ class BleAdvertiser:
         self.air_node.send(frame)
         self.sent += 1
         self._next = time.monotonic() + self._interval_s
+
+
+# ---- LoRa ------------------------------------------------------------------------------------
+
+# Real time an empty RX window waits after this node's last uplink before it reports its
+# timeout, when a LoRa listener (a gateway) is on the air: the air is UDP between processes,
+# and a host gateway needs a few milliseconds to answer while the node's simulated clock may
+# run far ahead (models/lora.py). $MOTE_AIR_LATENCY_S overrides it.
+AIR_LATENCY_S = 0.25
+
+
+class LoraLink:
+    """The board's LoRa radio model on the virtual air (the model's AirPort).
+
+    The model puts its uplinks on the air through transmit(); frames the air delivers to this
+    node go to the model through deliver(); tick() lets a TX end on time when the node does
+    not poll the chip. Without an air (script mode, --no-air) frames go nowhere and the radio
+    hears only what the `lora_frame` control command injects.
+    """
+
+    def __init__(self, model: Sx127x | Sx126x, air_node: AirNode | None) -> None:
+        self.model = model
+        self.air_node = air_node
+        self.sent = 0
+        model.core.port = self
+        env = os.environ.get("MOTE_AIR_LATENCY_S")
+        self._latency_s = AIR_LATENCY_S if env is None else max(0.0, float(env))
+
+    @property
+    def latency_s(self) -> float:
+        """The grace an empty RX window waits for: none unless someone may answer."""
+        if self.air_node is None or self._latency_s == 0:
+            return 0.0
+        for peer in self.air_node.air.peers():
+            if peer.role == ROLE_LISTENER and "lora-up" in peer.channels:
+                return self._latency_s
+        return 0.0
+
+    # AirPort
+    def transmit(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None:
+        if self.air_node is None:
+            return
+        self.air_node.send(Frame(self.air_node.node_id, payload, meta, t_sim_ms))
+        self.sent += 1
+
+    def listen(self, freq_hz: int | None, sf: int | None) -> None:
+        if self.air_node is not None and self.air_node.lora_rx != (
+            None if freq_hz is None else (freq_hz, sf)
+        ):
+            self.air_node.set_lora_rx(freq_hz, sf)
+
+    def deliver(self, frame: Frame) -> None:
+        self.model.core.receive(frame)
+
+    def next_due(self, clock: SimClock) -> float | None:
+        """Monotonic time at which the model has something to do on its own (a TX end)."""
+        at = self.model.next_event_ms()
+        if at is None:
+            return None
+        return time.monotonic() + max(0.0, at - clock.now_ms()) / 1000.0
+
+    def tick(self) -> None:
+        self.model.update()
+
+
+def soldered_radio(board: dict[str, Any], hw: BoardHardware, clock: SimClock) -> Sx127x | Sx126x:
+    """The board's LoRa chip (board.json pins.radio) as a model on its bus, pins wired."""
+    spec = board["pins"]["radio"]
+    model = radio_model(hw, clock, spec["chip"], spec)
+    hw.attach("spi", spec["spi"], model)
+    return model
+
+
+def radio_model(
+    hw: BoardHardware, clock: SimClock, chip: str, pins: dict[str, Any]
+) -> Sx127x | Sx126x:
+    """A radio model with pins {"nss", "reset", "dio0" | "busy" + "dio1", "dio2_rf_switch",
+    "tcxo_mv"} wired: its outputs drive the MCU's inputs, its reset input is watched. The
+    caller attaches it to its SPI bus."""
+    model: Sx127x | Sx126x
+    outputs: tuple[str, ...]
+    if chip == "sx1276":
+        model = Sx127x(clock.now_ms, cs=int(pins["nss"]))
+        outputs = ("dio0", "dio1")
+    elif chip == "sx1262":
+        model = Sx126x(
+            clock.now_ms,
+            cs=int(pins["nss"]),
+            tcxo_mv=int(pins.get("tcxo_mv") or 0),
+            rf_switch=bool(pins.get("dio2_rf_switch", False)),
+        )
+        outputs = ("busy", "dio1")
+    else:
+        raise ValueError(f"no model for LoRa chip {chip!r}; known: sx1276, sx1262")
+    for name in outputs:
+        if pins.get(name) is not None:
+            hw.drive_pin(int(pins[name]), getattr(model, name))
+    if pins.get("reset") is not None:
+        hw.watch_pin(int(pins["reset"]), model.nreset)
+    return model

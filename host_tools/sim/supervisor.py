@@ -22,7 +22,7 @@ from host_tools.sim.hw_link import HardwareLink
 from host_tools.sim.node import ROM_DIR, NodeProcess, preload_modules
 from host_tools.sim.peripherals.board_hw import BoardHardware
 from host_tools.sim.peripherals.environment import Environment
-from host_tools.sim.radio_link import BleAdvertiser
+from host_tools.sim.radio_link import BleAdvertiser, LoraLink, soldered_radio
 from host_tools.sim.resets import reset_info
 from host_tools.sim.serial_port import PtyPort
 from host_tools.sim.state import RTC_EPOCH_2000, StateDir
@@ -109,6 +109,15 @@ class VirtualBoard:
                 self.link_handlers[link.OP_BLE_ADV] = self.ble.handle
             else:
                 self.link_handlers[link.OP_BLE_ADV] = lambda req: None  # radio with no air
+        # LoRa: the board's soldered chip (pins.radio), and any radio model attached later.
+        self.lora: list[LoraLink] = []
+        if board["pins"].get("radio") is not None:
+            self.add_lora(soldered_radio(board, self.hw, self.clock))
+
+    def add_lora(self, model: Any) -> Any:
+        """Connect a LoRa radio model on this board to the board's air (if any)."""
+        self.lora.append(LoraLink(model, self.air_node))
+        return model
 
     # ---- power and resets -------------------------------------------------------------
 
@@ -244,6 +253,9 @@ class VirtualBoard:
 
     def step(self, max_wait: float) -> None:
         rfds: list[int] = [self.pty.master, *self.extra_fds]
+        air_fd = self.air_node.fileno() if self.air_node is not None else -1
+        if air_fd >= 0:
+            rfds.append(air_fd)
         wfds: list[int] = []
         node = self.node
         if node is not None:
@@ -257,12 +269,17 @@ class VirtualBoard:
             timeout = min(timeout, max(0.0, self.wake_at_real - time.monotonic()))
         if self.ble is not None and (due := self.ble.next_due()) is not None:
             timeout = min(timeout, max(0.0, due - time.monotonic()))
+        for lora in self.lora:
+            if (due := lora.next_due(self.clock)) is not None:
+                timeout = min(timeout, max(0.0, due - time.monotonic()))
         if self.wdt_timeout_ms is not None and self.mode == "awake":
             timeout = min(timeout, max(0.0, (self.wdt_deadline_ms - self.clock.now_ms()) / 1000))
         readable, writable, _ = select.select(rfds, wfds, [], timeout)
         for fd in readable:
             if fd in self.extra_fds:
                 self.extra_fds[fd]()
+        if air_fd in readable:
+            self._air_frames()
         if node is not None and node is self.node:
             if node.stdout_fd in readable:
                 self._read_uart_tx(node)
@@ -275,9 +292,19 @@ class VirtualBoard:
         self._timers()
         self.pty.pump_output()
 
+    def _air_frames(self) -> None:
+        # LoRa frames for this node (downlinks, and uplinks on a set_lora_rx channel): every
+        # radio model hears them; whether it is listening then is the model's business.
+        assert self.air_node is not None
+        while (frame := self.air_node.recv_nowait()) is not None:
+            for lora in self.lora:
+                lora.deliver(frame)
+
     def _timers(self) -> None:
         if self.ble is not None:
             self.ble.tick()
+        for lora in self.lora:
+            lora.tick()  # a TX ends on the air on time, even when the node does not poll
         wake_at = self.wake_at_real
         if self.mode == "asleep" and wake_at is not None and time.monotonic() >= wake_at:
             assert self.wake_at_ms is not None
@@ -432,6 +459,7 @@ class VirtualBoard:
             "node_id": self.node_id,
             "unique_id": self.power.unique_id_hex,
             "ble_adv_sent": self.ble.sent if self.ble is not None else 0,
+            "lora_sent": sum(lora.sent for lora in self.lora),
             "hardware": self.hw.describe(),
         }
 

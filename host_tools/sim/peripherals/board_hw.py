@@ -21,7 +21,7 @@ their sensors always powered.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from .adc import (
@@ -81,6 +81,10 @@ class BoardHardware:
             )
         self._adc: dict[int, Esp32Adc | Rp2Adc] = {}
         self._levels: dict[int, int] = {}
+        # Input pins a model drives (a radio's DIO and BUSY lines), and pins a model listens to
+        # (its reset line): GPIO wiring beyond the buses.
+        self._driven: dict[int, Callable[[], int]] = {}
+        self._watchers: dict[int, list[Callable[[int], None]]] = {}
         self.sensor_power: int | None = pins.get("sensor_power")
         self._rail_on = self.sensor_power is None
 
@@ -169,16 +173,33 @@ class BoardHardware:
     # -- pins --------------------------------------------------------------------------------------
 
     def pin_write(self, pin: int, level: int) -> None:
-        """A GPIO level set by the node (or by the world); SPI buses see chip-select edges."""
+        """A GPIO level set by the node (or by the world); SPI buses see chip-select edges,
+        models watching the pin see the level."""
         self._levels[pin] = 1 if level else 0
         for bus in self._spi.values():
             bus.pin_changed(pin, self._levels[pin])
         if pin == self.sensor_power:
             self._set_rail(bool(level))
+        for watcher in self._watchers.get(pin, ()):
+            watcher(self._levels[pin])
 
     def pin_read(self, pin: int) -> int:
-        """The last level written to `pin`; pins never driven read 0."""
+        """The level a model drives on `pin`, else the last level written; else 0."""
+        source = self._driven.get(pin)
+        if source is not None:
+            return 1 if source() else 0
         return self._levels.get(pin, 0)
+
+    def drive_pin(self, pin: int, source: Callable[[], int]) -> None:
+        """Let a model drive `pin` (an output of the chip, an input of the MCU): pin_read()
+        returns source() from now on."""
+        if pin in self._driven:
+            raise ValueError(f"pin {pin} is already driven by a model")
+        self._driven[pin] = source
+
+    def watch_pin(self, pin: int, watcher: Callable[[int], None]) -> None:
+        """Call watcher(level) each time the node writes `pin` (a chip's reset input)."""
+        self._watchers.setdefault(pin, []).append(watcher)
 
     # -- faults ------------------------------------------------------------------------------------
 
