@@ -148,7 +148,10 @@ def handlers(app):
         return out
 
     def stats(req):
-        return {"last": app.st.get("stats", {}), "totals": app.st.get("tot", {})}
+        out = {"last": app.st.get("stats", {}), "totals": app.st.get("tot", {})}
+        if "lws" in app.st:  # the LoRaWAN uplink's counters (docs/lorawan.md, "Stats")
+            out["lorawan"] = app.st["lws"]
+        return out
 
     def selftest(req):
         checks = []

@@ -164,6 +164,8 @@ def stats(d: dict[str, Any]) -> None:
             _kv([(k, _plain(v)) for k, v in part.items()], title=title)
         else:
             _print(f"{title}: none yet")
+    if d.get("lorawan"):  # joins, uplinks, acks, retries, duty-cycle deferrals (docs/lorawan.md)
+        _kv([(k, _plain(v)) for k, v in d["lorawan"].items()], title="lorawan")
 
 
 def selftest(d: dict[str, Any]) -> None:
