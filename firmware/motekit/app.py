@@ -378,7 +378,12 @@ def run():
     app = App()
     app.boot()
     try:
-        app.main()
+        if app.cfg["role"] == "gateway" and app.mode != "safe":
+            from motekit import gateway
+
+            gateway.run(app)  # forwards LoRa frames over the console; never returns
+        else:
+            app.main()
     except KeyboardInterrupt:
         app.retained.set_crashes(app.st, max(0, app.retained.crashes(app.st) - 1))
         print("motekit: stopped by host")
