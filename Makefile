@@ -22,10 +22,12 @@ demo: venv
 	$(BIN)/python -m host_tools.demo
 
 # Every layer: host unit tests, device tests in MicroPython, the HIL suite on both virtual
-# boards (plus lint and typecheck above).
+# boards (plus lint and typecheck above). JOBS pytest workers (pytest-xdist): most tests wait on
+# a virtual board, so two run well on two cores.
+JOBS ?= 2
 test: venv lint typecheck
-	$(BIN)/python -m pytest -q tests hil_tests
-	$(BIN)/python -m pytest -q hil_tests --board sim-rp2
+	$(BIN)/python -m pytest -q -n $(JOBS) tests hil_tests
+	$(BIN)/python -m pytest -q -n $(JOBS) hil_tests --board sim-rp2
 
 test-host: venv
 	$(BIN)/python -m pytest -q tests/host
