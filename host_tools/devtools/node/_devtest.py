@@ -38,6 +38,10 @@ def sensor_rail(on=True):
     pin = _simctl.request("status")["hardware"]["sensor_rail"]["pin"]
     if pin is not None:
         machine.Pin(pin, machine.Pin.OUT, value=1 if on else 0)
+        # A pin write reaches the board without a reply; a request after it returns once the
+        # board has switched the rail, so the caller's warm-up starts from there, however
+        # loaded the machine is.
+        _simctl.request("status")
     return pin
 
 
