@@ -28,6 +28,8 @@ JOBS ?= 2
 test: venv lint typecheck
 	$(BIN)/python -m pytest -q -n $(JOBS) tests hil_tests
 	$(BIN)/python -m pytest -q -n $(JOBS) hil_tests --board sim-rp2
+	$(BIN)/python -m pytest -q hil_tests/test_lora_radio.py --board sim-esp32-sx1276
+	$(BIN)/python -m pytest -q hil_tests/test_lora_radio.py --board sim-esp32-s3-sx1262
 
 test-host: venv
 	$(BIN)/python -m pytest -q tests/host

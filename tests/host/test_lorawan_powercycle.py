@@ -19,7 +19,6 @@ from host_tools.gateway import Gateway, SimGateway
 from host_tools.lorawan.server import NetworkServer
 from host_tools.sim.air import Air
 
-BOARD = "sim-esp32-sx1276"
 APP_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 NWK_S_KEY = "44024241ed4ce9a68c6a8bc055233fd3"
 APP_S_KEY = "ec925802ae430ca77fd3dd73cb2cc588"
@@ -60,9 +59,12 @@ def _setup(activation: str) -> tuple[dict[str, Any], dict[str, str], dict[str, A
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("activation", ["abp", "otaa"])
+@pytest.mark.parametrize(
+    ("board", "activation"),
+    [("sim-esp32-sx1276", "abp"), ("sim-esp32-sx1276", "otaa"), ("sim-esp32-s3-sx1262", "otaa")],
+)
 def test_power_cycles_never_repeat_a_counter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, activation: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, board: str, activation: str
 ) -> None:
     air_name = f"pc-{activation}-{tmp_path.name}"[:64]
     monkeypatch.setenv("MOTE_AIR_DIR", str(tmp_path / "air"))
@@ -73,7 +75,7 @@ def test_power_cycles_never_repeat_a_counter(
     extra = {"/secrets.json": json.dumps(secrets)}
     with (
         SimGateway(Air(air_name, root=tmp_path / "air")) as source,
-        firmware_node(BOARD, config, models=[SHT41], extra=extra, speed=SPEED) as fw,
+        firmware_node(board, config, models=[SHT41], extra=extra, speed=SPEED) as fw,
     ):
         gw = Gateway(source, NetworkServer([record]), on_event=events.append)
 
