@@ -113,6 +113,11 @@ class App:
         self.st["wakes"] = self.st.get("wakes", 0) + 1
         if self.cause != "DEEPSLEEP_RESET":
             self.st.pop("next", None)  # a reset starts a new schedule: no missed periods
+        if self.cause == "WDT_RESET":
+            # A hang: RTC memory holds the last save, which can be older than the numbers that
+            # went out since. The report sequence resumes from its flash reservation.
+            self.st.pop("seq", None)
+            self.st.pop("seq_lim", None)
         crashes = self.retained.crashes(self.st)
         if crashes >= self.cfg["safe_mode_after"]:
             why = self.retained.crash_why(self.st) or self.cause

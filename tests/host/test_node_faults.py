@@ -112,6 +112,24 @@ def test_a_hang_is_reset_by_the_watchdog_and_counts_as_a_crash() -> None:
         assert "WDT_RESET" in info["safe_reason"]
 
 
+def test_a_hang_after_a_report_never_repeats_its_sequence_number() -> None:
+    # A wake reports (console), then hangs in its next uplink: the watchdog resets it with RTC
+    # memory as last saved, before that report's number was used. Numbers must not repeat.
+    hang_after_first = HANGING_UPLINK.replace(
+        "    def send(self, report):\n", "    def send(self, report):\n        if report['seq']:\n"
+    ).replace(
+        "        while True:\n            pass", "            while True:\n                pass"
+    )
+    cfg = {"sample_period": 60, "heartbeat": 60, "host_wait_ms": 0, "watchdog_ms": 1000,
+           "uplinks": ["console", "lorawan"]}  # fmt: skip
+    extra = {"/lib/motekit/up_lorawan.py": hang_after_first}
+    with firmware_node("sim-esp32", cfg, extra=extra, speed=200) as fw:
+        fw.wait_text(r"safe mode", timeout_s=60)
+        seqs = [i.obj["data"]["seq"] for i in fw.seen if isinstance(i, Frame) and
+                i.obj.get("ev") == "report"]  # fmt: skip
+    assert len(seqs) >= 3 and len(set(seqs)) == len(seqs), seqs
+
+
 def test_lost_retained_state_starts_afresh_and_never_repeats_a_sequence_number() -> None:
     cfg = {"sample_period": 60, "host_wait_ms": 0, "heartbeat": 60}
     with firmware_node("sim-esp32", cfg, speed=200) as fw:
