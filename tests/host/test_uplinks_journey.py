@@ -24,8 +24,8 @@ from host_tools.sim.air import Air, AirListener, LoraMeta
 
 BOARD = "sim-esp32-sx1276"
 SPEED = 3000
-PERIOD_S = 3600  # one report an hour: a day is 24 reports
-REPORTS = 24
+PERIOD_S = 7200  # one report every two hours: a day is 12 reports
+REPORTS = 12
 MORNING = {"temperature_c": 18.5, "humidity_rh": 61.0}
 AFTERNOON = {"temperature_c": 24.25, "humidity_rh": 44.0}
 CONFIG = {
