@@ -23,8 +23,8 @@ demo: venv
 
 # Every layer: host unit tests, device tests in MicroPython, the HIL suite on both virtual
 # boards (plus lint and typecheck above). JOBS pytest workers (pytest-xdist): most tests wait on
-# a virtual board, so two run well on two cores.
-JOBS ?= 2
+# a virtual board (a deploy at the UART's rate, a sleep), so three keep two cores busy.
+JOBS ?= 3
 test: venv lint typecheck
 	$(BIN)/python -m pytest -q -n $(JOBS) tests hil_tests
 	$(BIN)/python -m pytest -q -n $(JOBS) hil_tests --board sim-rp2
