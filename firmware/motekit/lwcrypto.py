@@ -137,34 +137,31 @@ def _accept_len(n):
         raise ValueError("join accept must be 17 or 33 bytes, not %d" % n)
 
 
+def _accept_blocks(app_key, data, encrypt):
+    # MHDR kept, then AES over each 16-byte block of payload | MIC (6.2.5).
+    n = len(data)
+    _accept_len(n)
+    a = _aes(app_key)
+    op = a.encrypt if encrypt else a.decrypt
+    out = bytearray(n)
+    out[0] = data[0]
+    src = memoryview(data)
+    dst = memoryview(out)
+    for off in range(1, n, 16):
+        op(src[off : off + 16], dst[off : off + 16])
+    return bytes(out)
+
+
 def join_accept_decrypt(app_key, phy):
     # phy = MHDR | aes128_decrypt(AppKey, payload | MIC) as received -> MHDR | payload | MIC in
     # clear. The network "decrypts" so that the device only needs AES *encryption* (6.2.5).
     # The MIC is not checked here: join_accept_ok() does that.
-    n = len(phy)
-    _accept_len(n)
-    a = _aes(app_key)
-    out = bytearray(n)
-    out[0] = phy[0]
-    src = memoryview(phy)
-    dst = memoryview(out)
-    for off in range(1, n, 16):
-        a.encrypt(src[off : off + 16], dst[off : off + 16])
-    return bytes(out)
+    return _accept_blocks(app_key, phy, True)
 
 
 def join_accept_encrypt(app_key, plain):
     # The network server's side: MHDR | payload | MIC -> what goes on air (6.2.5).
-    n = len(plain)
-    _accept_len(n)
-    a = _aes(app_key)
-    out = bytearray(n)
-    out[0] = plain[0]
-    src = memoryview(plain)
-    dst = memoryview(out)
-    for off in range(1, n, 16):
-        a.decrypt(src[off : off + 16], dst[off : off + 16])
-    return bytes(out)
+    return _accept_blocks(app_key, plain, False)
 
 
 def join_accept_ok(app_key, plain):
