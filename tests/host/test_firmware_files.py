@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from host_tools import firmware_files
+from host_tools.errors import MoteError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,3 +89,60 @@ def test_the_build_id_is_in_the_manifests_head_for_every_board(tmp_path: Path) -
     b = firmware_files.build(longest, tmp_path)
     head = json.dumps(b.manifest)[:200]
     assert f'"build": "{b.id}"' in head
+
+
+# ---- the compile cache --------------------------------------------------------------------
+
+
+def _counting_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    real = firmware_files.subprocess.run
+
+    def run(cmd, **kw):  # type: ignore[no-untyped-def]
+        calls.append(cmd)
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(firmware_files.subprocess, "run", run)
+    return calls
+
+
+def test_a_module_is_compiled_once_then_served_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTEKIT_CACHE", str(tmp_path / "cache"))
+    calls = _counting_runs(monkeypatch)
+    src = tmp_path / "m.py"
+    src.write_text("import micropython\n@micropython.native\ndef f():\n    return 1\n")
+    first = firmware_files._compile(src, tmp_path / "a" / "m.mpy", "xtensawin").read_bytes()
+    again = firmware_files._compile(src, tmp_path / "b" / "m.mpy", "xtensawin").read_bytes()
+    assert len(calls) == 1 and first == again
+    assert len(list((tmp_path / "cache" / "mpy").iterdir())) == 1
+
+    # Another architecture, or another source, is compiled anew.
+    armv6m = firmware_files._compile(src, tmp_path / "c" / "m.mpy", "armv6m").read_bytes()
+    src.write_text("import micropython\n@micropython.native\ndef f():\n    return 1234567\n")
+    changed = firmware_files._compile(src, tmp_path / "d" / "m.mpy", "xtensawin").read_bytes()
+    assert len(calls) == 3
+    assert armv6m[2] >> 2 == 4 and first[2] >> 2 == 10  # the architecture each was asked for
+    assert changed != first
+
+
+def test_a_failed_compile_raises_and_caches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOTEKIT_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "bad.py"
+    src.write_text("def f(:\n")
+    with pytest.raises(MoteError, match="mpy-cross failed on .*bad.py"):
+        firmware_files._compile(src, tmp_path / "out" / "bad.mpy", None)
+    assert list((tmp_path / "cache" / "mpy").iterdir()) == []  # no entry, no temporary file
+    src.write_text("def f(x):\n    return x\n")
+    assert firmware_files._compile(src, tmp_path / "out" / "bad.mpy", None).read_bytes()[0] == 77
+
+
+def test_the_cache_lives_in_the_users_cache_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOTEKIT_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert firmware_files._cache_dir() == tmp_path / "motekit" / "mpy"
