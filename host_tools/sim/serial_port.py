@@ -107,6 +107,11 @@ class PtyPort:
         self.rx.spend(len(data))
         return data
 
+    def input_wait_s(self) -> float:
+        """How long until the host's next byte may reach the node: 0 when one may now. Until
+        then the master is left unread, so a select on it does not spin."""
+        return 0.0 if self.rx.allowance() >= 1 else self.rx.wait_s()
+
     def wait_s(self) -> float:
         if self._full_since is not None:
             return 0.005  # poll until the reader makes room (or is declared gone)

@@ -252,7 +252,13 @@ class VirtualBoard:
             self.step(0.2)
 
     def step(self, max_wait: float) -> None:
-        rfds: list[int] = [self.pty.master, *self.extra_fds]
+        rfds: list[int] = [*self.extra_fds]
+        timeout = max_wait
+        # The host's bytes pass at the wire rate: select on them only when one may pass now.
+        if (rx_wait := self.pty.input_wait_s()) > 0:
+            timeout = min(timeout, rx_wait)
+        else:
+            rfds.append(self.pty.master)
         air_fd = self.air_node.fileno() if self.air_node is not None else -1
         if air_fd >= 0:
             rfds.append(air_fd)
@@ -262,7 +268,6 @@ class VirtualBoard:
             rfds += [node.stdout_fd, node.link_in_fd]
             if self._stdin_queue:
                 wfds.append(node.stdin_fd)
-        timeout = max_wait
         if self.pty.pending_output():
             timeout = min(timeout, self.pty.wait_s())
         if self.wake_at_real is not None:

@@ -6,7 +6,9 @@ mpremote would, waiting on what the node prints. Expected bytes follow MicroPyth
 and readline.c, which the ROM (host_tools/sim/rom/_rom.py) reproduces.
 """
 
+import os
 import re
+import select
 import struct
 import time
 
@@ -15,6 +17,7 @@ from simnode import at_repl, boots, send_line
 
 from host_tools.boards import load_board
 from host_tools.hil.node import Node
+from host_tools.sim.serial_port import PtyPort
 
 BOARDS = ("sim-esp32", "sim-rp2")
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
@@ -297,6 +300,28 @@ def test_output_is_throttled_to_the_wire_rate(boot):
     assert out.count(b"x") == n + 1  # the output and the echoed "'x'"
     # Half a second of wire time at least (a 64-byte burst allowance aside).
     assert elapsed >= (len(out) - 64) / 11520, elapsed
+
+
+def test_input_past_the_wire_rate_waits_unread_so_the_supervisor_does_not_spin():
+    # The host may write faster than the wire carries: what is over the allowance stays in the
+    # pty, which is then still readable. The supervisor selects on the master only when
+    # input_wait_s() is 0; otherwise it sleeps that long (it spun at 100 % CPU during deploys).
+    port = PtyPort(115200)
+    slave = os.open(port.path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(slave, b"z" * 1000)
+        time.sleep(0.05)
+        got = port.read_input()
+        assert 0 < len(got) < 1000  # the burst allowance, not all of it
+        wait = port.input_wait_s()
+        assert 0 < wait <= 1.5 / 11520  # about one byte's time at 11,520 bytes/s
+        assert select.select([port.master], [], [], 0)[0]  # the rest is waiting in the pty
+        time.sleep(0.01)  # a hundred bytes' time
+        assert port.input_wait_s() == 0
+        assert 50 <= len(port.read_input()) <= 1000 - len(got)
+    finally:
+        os.close(slave)
+        port.close()
 
 
 LINE = b"%06d" + b"y" * 73  # 81 bytes a line
