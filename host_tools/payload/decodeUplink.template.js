@@ -5,7 +5,7 @@
 //
 // ECMAScript 5.1 only (The Things Stack runs payload formatters on an ES 5.1 runtime; ChirpStack
 // v4 runs QuickJS). `data` is what host_tools.payload.decode() returns:
-//   {version, seq, part, more, incomplete, battery_v (part 0), faults (part 0),
+//   {version, seq, seq_mod, part, more, incomplete, battery_v (part 0), faults (part 0),
 //    samples: [{t, values: {"<sensor>.<quantity>": number}, missing?, uncal?, out_of_range?,
 //               time?}]}   (oldest first; t in seconds, 0 for the report's newest sample)
 //
@@ -146,11 +146,22 @@ function decodeFrame(bytes, fPort, sensors, recvMs) {
   }
   var r = new Reader(bytes);
   var b0 = r.u8("the header");
-  var version = b0 >> 6;
-  if (version !== VERSION) {
-    fail("payload format version " + version + ": this decoder reads version " + VERSION);
+  var form = b0 >> 6;
+  var seqBits, b1;
+  if (form === SHORT) {
+    // one sensor, no flags: its kind and the seq modulo 8 in byte 0
+    seqBits = SHORT_SEQ_BITS;
+    var kind = (b0 >> seqBits) & ((1 << (6 - seqBits)) - 1);
+    if (kind >= BITMAP_KINDS) {
+      fail("short frame of sensor kind " + kind + ": only kinds 0..6 have one");
+    }
+    b1 = 1 << kind;
+  } else if (form === VERSION) {
+    seqBits = SEQ_BITS;
+    b1 = r.u8("the sensor bitmap");
+  } else {
+    fail("payload format version " + form + ": this decoder reads version " + VERSION);
   }
-  var b1 = r.u8("the sensor bitmap");
   var flags = b1 & HAS_FLAGS ? r.u8("the flags") : 0;
   if (flags & F_RESERVED) {
     fail("reserved flag bit set: a newer payload format?");
@@ -191,8 +202,9 @@ function decodeFrame(bytes, fPort, sensors, recvMs) {
     }
   }
   var out = {
-    version: version,
-    seq: b0 & SEQ_MASK,
+    version: VERSION,
+    seq: b0 & ((1 << seqBits) - 1),
+    seq_mod: 1 << seqBits,
     part: part,
     more: more,
     incomplete: (flags & F_INCOMPLETE) !== 0

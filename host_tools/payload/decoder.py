@@ -1,7 +1,7 @@
 """Decode Motekit report frames (docs/payload.md) on the host, and merge the frames of a report.
 
     frame = decode(1, bytes.fromhex("46030e74fe661192"))
-    # {"version": 1, "seq": 6, "part": 0, "more": False, "incomplete": False,
+    # {"version": 1, "seq": 6, "seq_mod": 64, "part": 0, "more": False, "incomplete": False,
     #  "battery_v": 3.7, "faults": [],
     #  "samples": [{"t": 0, "values": {"battery.voltage": 3.7, "sht4x.temperature": -4.1,
     #                                  "sht4x.humidity": 44.98}}]}
@@ -102,7 +102,8 @@ def _iso(t: datetime) -> str:
 def decode(
     fport: int, data: bytes, sensors: Sensors = None, recv_time: datetime | None = None
 ) -> dict[str, Any]:
-    """One frame -> {"version", "seq", "part", "more", "incomplete", "samples"} and, in part 0,
+    """One frame -> {"version", "seq", "seq_mod", "part", "more", "incomplete", "samples"} and,
+    in part 0,
     "battery_v" and "faults". Samples are oldest first, each {"t": seconds relative to the
     report's newest sample (0 or negative), "values": {channel: number}} plus "missing",
     "uncal", "out_of_range" when not empty, and "time" (ISO 8601, UTC) when `recv_time` (the
@@ -112,10 +113,18 @@ def decode(
     data = bytes(data)
     r = _Reader(data)
     b0 = r.u8("the header")
-    version = b0 >> 6
-    if version != d.VERSION:
-        raise _fail(f"payload format version {version}: this decoder reads version {d.VERSION}")
-    b1 = r.u8("the sensor bitmap")
+    form = b0 >> 6
+    if form == d.SHORT:  # one sensor, no flags: its kind and the seq modulo 8 in byte 0
+        seq_bits = d.SHORT_SEQ_BITS
+        kind = b0 >> seq_bits & ((1 << (6 - seq_bits)) - 1)
+        if kind >= d.BITMAP_KINDS:
+            raise _fail(f"short frame of sensor kind {kind}: only kinds 0..6 have one")
+        b1 = 1 << kind
+    elif form == d.VERSION:
+        seq_bits = d.SEQ_BITS
+        b1 = r.u8("the sensor bitmap")
+    else:
+        raise _fail(f"payload format version {form}: this decoder reads version {d.VERSION}")
     flags = r.u8("the flags") if b1 & d.HAS_FLAGS else 0
     if flags & d.F_RESERVED:
         raise _fail("reserved flag bit set: a newer payload format?")
@@ -136,8 +145,9 @@ def decode(
         for qn in d.KIND_BY_CODE[k >> 3].quantities
     ]
     out: dict[str, Any] = {
-        "version": version,
-        "seq": b0 & ((1 << d.SEQ_BITS) - 1),
+        "version": d.VERSION,
+        "seq": b0 & ((1 << seq_bits) - 1),
+        "seq_mod": 1 << seq_bits,
         "part": part,
         "more": more,
         "incomplete": bool(flags & d.F_INCOMPLETE),
@@ -216,6 +226,7 @@ def merge(frames: Iterable[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": parts[0]["version"],
         "seq": parts[0]["seq"],
+        "seq_mod": parts[0]["seq_mod"],
         "parts": len(parts),
         "incomplete": not whole or any(f["incomplete"] for f in parts),
         "battery_v": parts[0].get("battery_v"),

@@ -16,8 +16,13 @@ does not change how an older frame reads.
 
 from dataclasses import dataclass
 
-VERSION = 1  # 2 bits on air: 1..2 usable, 3 is kept to announce a longer version field
+# The header's top 2 bits: VERSION for a frame of this format, SHORT for its short form (one
+# sensor of the bitmap and no flags: kind and seq share the header byte, the sensor bitmap byte
+# goes). 0 is unused; 3 is kept to announce a longer version field.
+VERSION = 1
 SEQ_BITS = 6  # the report's seq modulo 64, to spot lost reports
+SHORT = 2
+SHORT_SEQ_BITS = 3  # a short frame's seq: modulo 8 (bits 5-3 hold the kind code)
 
 # Byte 1: bit 7 says the flags byte follows, bits 0..6 are the kinds 0..6 at instance 0.
 HAS_FLAGS = 0x80
@@ -119,6 +124,7 @@ def _check() -> None:
     assert [q.code for q in QUANTITIES] == list(range(len(QUANTITIES)))
     assert [k.code for k in KINDS] == list(range(len(KINDS)))
     assert len(KINDS) <= MAX_KINDS
+    assert BITMAP_KINDS <= 1 << (6 - SHORT_SEQ_BITS)  # a short frame's kind field holds them
     for k in KINDS:
         assert 1 <= len(k.quantities) <= 4, k  # a channel's key holds 2 bits of quantity index
         assert all(q in QUANTITY for q in k.quantities), k

@@ -48,7 +48,10 @@ _FLAGS = (
 def _constants() -> list[tuple[str, int]]:
     return [
         ("VERSION", d.VERSION),
+        ("SEQ_BITS", d.SEQ_BITS),
         ("SEQ_MASK", (1 << d.SEQ_BITS) - 1),
+        ("SHORT", d.SHORT),
+        ("SHORT_SEQ_BITS", d.SHORT_SEQ_BITS),
         ("HAS_FLAGS", d.HAS_FLAGS),
         ("BITMAP_KINDS", d.BITMAP_KINDS),
         *((name, getattr(d, name)) for name in _FLAGS),

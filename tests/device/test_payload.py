@@ -38,6 +38,28 @@ def test_a_battery_and_sht4x_sample_is_eight_bytes():
     assert _hex(payload.encode(rep, 51, SENSORS)) == ["46030e74fe661192"]
 
 
+def test_one_sensor_without_flags_is_a_short_frame():
+    # 0x83: short form (2 << 6), kind 0 (battery) << 3, seq 3; 3.710 V = 0x0e7e (docs/payload.md)
+    assert _hex(payload.encode(_one({"battery.voltage": 3.71}, seq=3, battery_v=3.71), 51)) == [
+        "830e7e"
+    ]
+    # 0x9e: kind 3 (ds18b20), seq 70 % 8 = 6; -5.5 C = -550 = 0xfdda
+    rep = _one({"ds18b20.temperature": -5.5}, battery_v=None)
+    assert _hex(payload.encode(rep, 51)) == ["9efdda"]
+    # A batch of one sensor is short too: the samples follow as in any frame (300 s = ac02).
+    rep = _report(
+        [{"t": 700, "values": {"sht41.temperature": 20.0, "sht41.humidity": 50.0}}]
+        + [{"t": 1000, "values": {"sht41.temperature": 21.0, "sht41.humidity": 51.0}}],
+        battery_v=None,
+    )
+    assert _hex(payload.encode(rep, 51, SENSORS)) == ["8e" + "083413ec" + "ac02" + "07d01388"]
+    # Anything needing flags, or a second sensor, keeps the full header.
+    rep = _one({"battery.voltage": 3.7}, battery_v=3.65)
+    assert payload.encode(rep, 51)[0][0] == 0x46
+    rep = _one({"battery.voltage": 3.7, "ds18b20.temperature": 1.0})
+    assert payload.encode(rep, 51)[0][:2] == b"\x46\x09"
+
+
 def test_without_the_sensor_list_default_ids_still_encode():
     rep = _one({"battery.voltage": 3.7, "sht4x.temperature": -4.1, "sht4x.humidity": 44.98})
     assert _hex(payload.encode(rep, 51)) == ["46030e74fe661192"]
@@ -72,9 +94,9 @@ def test_battery_v_differing_from_the_newest_sample_is_sent():
     assert _hex(payload.encode(_one({"battery.voltage": 3.7}, battery_v=None), 51)) == [
         "468140" + "8000" + "0e74"
     ]
-    # No battery sensor and no battery_v: nothing.
+    # No battery sensor and no battery_v: nothing (a short frame: soil, code 6; seq 70 % 8).
     assert _hex(payload.encode(_one({"soil.moisture": 35.5}, battery_v=None), 51)) == [
-        "4640" + "0163"
+        "b6" + "0163"
     ]
 
 
@@ -137,7 +159,7 @@ def test_rounding_is_to_the_nearest_step():
     out = payload.encode(
         _one({"sht4x.temperature": 21.4349, "sht4x.humidity": 0.006}, battery_v=None), 51
     )
-    assert out[0][2:].hex() == "085f0001"  # 2143, 1
+    assert out[0][1:].hex() == "085f0001"  # 2143, 1 (a short frame: one header byte)
 
 
 # --- splitting -------------------------------------------------------------------------------
