@@ -33,12 +33,13 @@ def reset_peak():
 
 
 def energy_mj(power, awake_ms, radio_ms, sleep_ms):
-    # mA x s x V = mJ. The radio currents come on top of the CPU's active current.
+    # mA x s x V = mJ. The radio currents come on top of the CPU's active current; radio_ms
+    # is keyed by their names in board.json ("ble_tx", "lora_tx", "lora_rx").
     v = power["supply_v"]
     awake = power["active_ma"] * awake_ms
     radios = power.get("radio_ma", {})
-    for kind, ms in radio_ms.items():
-        awake += radios.get(kind + "_tx", 0) * ms
+    for key, ms in radio_ms.items():
+        awake += radios.get(key, 0) * ms
     return v * (awake + power["sleep_ua"] / 1000 * sleep_ms) / 1000
 
 

@@ -221,7 +221,7 @@ def test_a_board_without_ble_does_not_offer_it():
     for board in ({"radios": []}, {"radios": ["lora"]}, {}):
         e = _devtest.raises(OSError, up_bthome.Uplink, board, {}, CFG)
         assert str(e) == "this board has no BLE radio"
-    assert up_bthome.Uplink.RADIO == "ble_tx"
+    assert up_bthome.Uplink.RADIO == "ble"  # charged at board.json power.radio_ma.ble_tx
 
 
 def test_plain_burst_interleaves_each_advert_count_times_then_switches_the_radio_off():
