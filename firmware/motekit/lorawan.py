@@ -24,8 +24,10 @@
 #   ack ACK the last confirmed downlink     snr  last downlink SNR     dto  GPS - local time, ms
 #   q   deferred frames [[fport, base64], ...]    dn dn_lim jt j0 jc  join (lwjoin.py)
 # st["lws"] holds the counters `mote stats` shows (docs/lorawan.md, "Stats"). /lorawan.json holds
-# what a power loss must not lose, written atomically (motekit.store): at a join, when a MAC
-# command changes a setting, and once per FCNT_STEP uplinks (the FCntUp reservation).
+# what a power loss must not lose, written atomically (motekit.store): at a join, at each
+# downlink (FCntDown), when a MAC command changes a setting, and once per FCNT_STEP uplinks (the
+# FCntUp reservation). /lwdc.json holds the duty-cycle history, rounded up, rewritten before a
+# transmission only when the history grows past it (Mac.keep_dc).
 import binascii
 import struct
 import time
@@ -35,6 +37,7 @@ from micropython import const
 from motekit import log, lwcrypto, lwregion
 
 PATH = "/lorawan.json"
+DC_PATH = "/lwdc.json"  # the duty-cycle history a power loss must not lose (Mac.keep_dc)
 FCNT_STEP = 64  # FCntUp values reserved per flash write (NvCounter's rule; tests lower it)
 _FOPTS_MAX = const(15)  # 1.0.4 4.3.1.6
 _ADR_ACK_LIMIT = const(64)  # 1.0.4 4.3.1.1, RP002 default settings
@@ -385,8 +388,9 @@ class Mac:
         r = self.radio
         if hasattr(r, "feed"):
             r.feed = self.feed
-        r.configure(freq, sf, bw, 1, self.dbm(), _SYNC_WORD, 8, False, True)
         toa = self.toa(dr, len(phy))
+        self.keep_dc(freq, toa)  # flash first, then the radio
+        r.configure(freq, sf, bw, 1, self.dbm(), _SYNC_WORD, 8, False, True)
         r.send(phy, int(toa) + _TX_GUARD_MS)
         t_end = self.clock.ticks_ms()
         now = self.now_ms()
@@ -394,6 +398,28 @@ class Mac:
         self.dc().record(freq, toa, now)
         r.sleep()
         return t_end
+
+    def keep_dc(self, freq, toa):
+        # The duty-cycle history as it will be after this transmission (lwregion.DutyCycle.ahead,
+        # rounded up) against the record in flash: rewritten only when the history grows past
+        # it, so that a power loss never makes the node under-estimate its past air time
+        # (lwsession.restore_dc brings it back). Raises when it cannot be written: nothing goes.
+        from motekit import store
+
+        rec = self.dc().ahead(freq, toa, self.now_ms() + int(toa) + 1)
+        kept, _ = store.read_json(DC_PATH)
+        if not isinstance(kept, dict):
+            kept = {}
+        for k in rec:
+            v = rec[k]
+            w = kept.get(k)
+            try:
+                ok = w is not None and (v <= w if k == "agg" else v[0] <= w[0] and v[1] <= w[1])
+            except (TypeError, IndexError):
+                ok = False  # not what keep_dc writes
+            if not ok:
+                store.write_json(DC_PATH, rec)
+                return
 
     def windows(self, t_end, freq, dr, handle, join):
         # RX1 then RX2 (1.0.4 3.3); handle(n, snr) -> True for a frame meant for us, which

@@ -96,8 +96,10 @@ def down(mac, n, snr):
             cmds = data
     if cmds:
         process(mac, cmds)
-    if cmds or fport:
-        mac.save()  # FCntDown with the settings: a replay after a power loss is refused
+    # FCntDown (and the settings) in flash before anything else happens: after a power loss a
+    # replay of this frame is refused, an ACK-only one included (it could otherwise end a
+    # confirmed uplink's retries). At most one write per uplink: docs/lorawan.md, "Flash wear".
+    mac.save()
     if fport:
         mac.down = (fport, data)
         log.info("lorawan: downlink FPort %d, %d bytes" % (fport, len(data)))

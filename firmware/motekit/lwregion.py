@@ -12,6 +12,8 @@
 #   i, freq = reg.pick(5, random.getrandbits(16), dc, now_ms, toa)
 #   wait = dc.wait_ms(freq, now_ms, toa)       # 0: send now; else defer that many ms
 #   radio.send(phy, ...); dc.record(freq, toa, now_ms_after_tx_done)
+#   rec = dc.ahead(freq, toa, end_ms)  # before it: what flash keeps (motekit.lorawan, keep_dc)
+#   dc.restore(rec, now_ms)            # after a power loss: as if that end were now
 #
 # now_ms is any millisecond clock that keeps counting across deep sleep (not ticks_ms).
 from micropython import const
@@ -65,6 +67,7 @@ _DEN = (1000, 100, 100, 1000, 10, 100)
 _HOUR_MS = const(3600000)  # ETSI's duty cycle is a share of any one-hour period
 _SLOT_MS = const(600000)  # the hourly budget is kept in 10-minute slots...
 _SLOTS = const(7)  # ...of which a one-hour window can touch seven
+_AGG_Q_MS = const(4096)  # DutyCycle.ahead(): the aggregated time-off is kept in these steps
 
 
 def band(freq_hz):
@@ -152,18 +155,71 @@ class DutyCycle:
         b = band(freq_hz)
         if b < 0:
             return
-        k = now_ms // _SLOT_MS
+        e = self._entry(b, now_ms // _SLOT_MS)
+        # +1 ms: the air log's end times are whole ms too; never start in the last fraction.
+        e[0] = max(e[0], now_ms + t * (_DEN[b] - 1) + 1)
+        e[2 + e[1] % _SLOTS] += t  # a clock gone back charges the newest slot
+
+    def _entry(self, b, k):
+        # Band b's entry, its ring moved on to slot k (the slots it passes are cleared).
+        st = self.state
         e = st.get(_BANDS[b])
         if not e:
             e = [0, k, 0, 0, 0, 0, 0, 0, 0]
             st[_BANDS[b]] = e
-        # +1 ms: the air log's end times are whole ms too; never start in the last fraction.
-        e[0] = max(e[0], now_ms + t * (_DEN[b] - 1) + 1)
         if k > e[1]:
             for j in range(e[1] + 1, min(k, e[1] + _SLOTS) + 1):
                 e[2 + j % _SLOTS] = 0
             e[1] = k
-        e[2 + e[1] % _SLOTS] += t  # a clock gone back charges the newest slot
+        return e
+
+    def ahead(self, freq_hz, toa_ms, end_ms):
+        # What a power loss must not lose, as it will be once a transmission of toa_ms on freq_hz
+        # ends at end_ms: {band: [time-off left, ToA in the hour before], "agg": time-off left},
+        # in ms from that end, rounded up (a band's time-off to 64 ms on air, its ToA to 1/16 of
+        # its hourly budget) so that flash is rewritten only when the history grows past it.
+        t = _ceil_ms(toa_ms)
+        b0 = band(freq_hz)
+        st = self.state
+        out = {}
+        k0 = (end_ms - _HOUR_MS) // _SLOT_MS
+        for b in range(6):
+            e = st.get(_BANDS[b])
+            off = used = 0
+            if e:
+                off = e[0] - end_ms
+                for k in range(max(k0, e[1] - _SLOTS + 1), e[1] + 1):
+                    used += e[2 + k % _SLOTS]
+            if b == b0:
+                off = max(off, t * (_DEN[b] - 1) + 1)
+                used += t
+            if off > 0 or used > 0:
+                q = (_DEN[b] - 1) << 6
+                u = (_HOUR_MS // _DEN[b]) >> 4
+                out[_BANDS[b]] = [-(-max(off, 0) // q) * q, -(-used // u) * u]
+        m = st.get("max", 0)
+        a = st.get("agg", 0) - end_ms
+        if m:
+            a = max(a, t * ((1 << m) - 1) + 1)
+        if a > 0:
+            out["agg"] = -(-a // _AGG_Q_MS) * _AGG_Q_MS
+        return out
+
+    def restore(self, rec, now_ms):
+        # A record of ahead() after a power loss: as if its transmission had just ended at now_ms
+        # (the node cannot know how long it was off, so it counts that time as zero), merged
+        # with what the state already holds (the later time-off, the ToA added in now's slot).
+        # Never an under-estimate of the air time the node used before the loss.
+        k = now_ms // _SLOT_MS
+        for b in range(6):
+            v = rec.get(_BANDS[b])
+            if v:
+                e = self._entry(b, k)
+                e[0] = max(e[0], now_ms + int(v[0]))
+                e[2 + e[1] % _SLOTS] += int(v[1])
+        a = rec.get("agg")
+        if a:
+            self.state["agg"] = max(self.state.get("agg", 0), now_ms + int(a))
 
 
 # --- regions ------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 # The life of a LoRaWAN session on the node, off the common path of motekit.lorawan: restoring
 # it from /lorawan.json after a reset or power loss, saving it (a join, a changed setting, an
-# FCntUp reservation), the region defaults, and the queue of deferred frames. lorawan.Mac
-# imports it when it needs one of these; the OTAA join is in lwjoin.py.
+# FCntUp reservation, a downlink), the duty-cycle history in /lwdc.json, the region defaults,
+# and the queue of deferred frames. lorawan.Mac imports it when it needs one of these; the OTAA
+# join is in lwjoin.py.
 #
 #   lwsession.restore(mac, ident, retained, warm)  # mac.s: the session to use
 #   lwsession.save(mac)                            # /lorawan.json, atomically
+#   lwsession.restore_dc(mac)                      # /lwdc.json's history, after a power loss
 import binascii
 
 from micropython import const
@@ -55,6 +57,8 @@ def restore(mac, ident, old, warm):
                 s["fu"] = s["fl"] = s.get("hi", 0)
                 s["fd"] = -1
     mac.s = s
+    if not warm:
+        restore_dc(mac)
     if s.get("rg") != lorawan.region_tag(mac.cfg) or ("ch" in s and not mac.reg.restore(s["ch"])):
         defaults(mac)
 
@@ -94,6 +98,22 @@ def save(mac, fl=None):
     store.write_json(lorawan.PATH, obj)
     if "hi" in obj:
         s["hi"] = obj["hi"]
+
+
+def restore_dc(mac):
+    # After any boot but a deep-sleep wake: the duty-cycle record in /lwdc.json (lorawan
+    # Mac.keep_dc) as if its transmission had just ended now, since the node cannot know how long
+    # it was off; merged into whatever retained state holds (a watchdog reset may leave an
+    # older copy). The per-band time-off and the hourly budget then count from this boot on.
+    rec, _ = store.read_json(lorawan.DC_PATH)
+    if not isinstance(rec, dict):
+        return
+    try:
+        lwregion.DutyCycle(mac.s.setdefault("dc", {})).restore(rec, mac.now_ms())
+    except (TypeError, ValueError, IndexError):
+        # Not a record keep_dc wrote: the next transmission writes a new one. What was merged
+        # before the error stays (it only makes the node wait longer).
+        log.warning("lorawan: %s unreadable: duty-cycle history not restored" % lorawan.DC_PATH)
 
 
 def defer(mac, items, why):

@@ -42,12 +42,14 @@ class Cuts:
 
 
 CUTS = Cuts()
+WRITES = {}  # path -> files written (flash wear, per file)
 _write_json = store.write_json
 
 
 def _cut_write(path, obj):
     CUTS.point("before write " + path)
     _write_json(path, obj)
+    WRITES[path] = WRITES.get(path, 0) + 1
     CUTS.point("after write " + path)
 
 
@@ -55,7 +57,7 @@ store.write_json = _cut_write
 
 
 def clean_flash():
-    for p in (lorawan.PATH, "/lwnonce.json"):  # lwjoin.NONCE_PATH
+    for p in (lorawan.PATH, "/lwnonce.json", lorawan.DC_PATH):  # lwjoin.NONCE_PATH
         for suffix in ("", ".bak", ".new"):
             try:
                 os.remove(p + suffix)
@@ -98,6 +100,7 @@ class Clock:
     # spends time on air.
     def __init__(self):
         self.t = 1000
+        self.wall0 = WALL0  # the wall clock is wall0 + t; a power-on may set it back
 
     def ticks_ms(self):
         return self.t
@@ -106,7 +109,11 @@ class Clock:
         self.t += ms
 
     def now_ms(self):
-        return WALL0 + self.t
+        return self.wall0 + self.t
+
+    def restart_wall(self):
+        # A power-on without a set RTC: the wall clock starts again at the epoch.
+        self.wall0 = -self.t
 
 
 class Rnd:

@@ -16,6 +16,7 @@ from _lwfake import (  # noqa: F401  re-exported for the tests
     KEYS,
     MIN,
     NWKSKEY,
+    WRITES,
     Clock,
     PowerCut,
     Radio,

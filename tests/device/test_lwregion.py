@@ -331,6 +331,49 @@ def test_aggregated_duty_cycle():
     assert dc.wait_ms(902300000, 1000) == 0
 
 
+def test_duty_cycle_record_restored_after_a_power_loss_never_under_estimates():
+    # ahead() gives what flash keeps (time-off left and the hour's ToA, from the end of the
+    # frame about to go, rounded up); restore() puts it back as if that end were the boot.
+    dc = DutyCycle({})
+    f = 868100000  # g1: 1 %, 36 s an hour
+    now = 5_000_000
+    for _ in range(3):
+        now += dc.wait_ms(f, now, 1000)
+        rec = dc.ahead(f, 1000, now + 1000)
+        dc.record(f, 1000, now + 1000)
+        now += 1000
+    off, used = rec["g1"]
+    assert 99 * 1000 + 1 <= off <= 99 * 1000 + 99 * 64 and off % (99 * 64) == 0
+    assert 3000 <= used <= 3000 + 2250 and used % 2250 == 0
+    assert list(rec) == ["g1"]
+    # The wall clock restarted at the power-on: everything counts from the boot.
+    boot = 1234
+    dc2 = DutyCycle({})
+    dc2.restore(json.loads(json.dumps(rec)), boot)
+    assert dc2.wait_ms(f, boot, 1000) == off
+    assert dc2.wait_ms(f, boot + off, 1000) == 0
+    # The hour's ToA is charged at the boot: a frame that would overrun the budget waits.
+    assert dc2.wait_ms(f, boot + off, 36000 - used) == 0
+    assert dc2.wait_ms(f, boot + off, 36000 - used + 1) > 0
+    # Merged into a state that has a history (a watchdog reset's stale copy): the later
+    # time-off wins, the ToA adds up.
+    dc3 = DutyCycle({})
+    dc3.record(f, 500, boot)
+    dc3.restore(rec, boot + 10)
+    assert dc3.wait_ms(f, boot + 10, 1) == off
+    assert dc3.ahead(f, 0, boot + 10)["g1"][1] == -(-(500 + used) // 2250) * 2250
+    # Other bands and the aggregated limit are kept too; nothing left: an empty record.
+    dc4 = DutyCycle({})
+    dc4.max_dc(2)
+    dc4.record(f, 1000, 0)
+    rec4 = dc4.ahead(869525000, 100, 2000)  # g3: 10 %
+    assert rec4["g3"] == [2 * 9 * 64, 22500]  # 901 ms off in steps of 9 x 64; 1/16 of 360 s
+    assert rec4["g1"][0] >= 99 * 1000 + 1 - 2000 and rec4["agg"] % 4096 == 0
+    assert rec4["agg"] >= 100 * 3 + 1
+    dc4.max_dc(0)
+    assert dc4.ahead(915000000, 0, 10 * 3_600_000) == {}  # ten hours on: nothing left
+
+
 def test_region_module_heap_is_bounded():
     # The node imports it with the rest of the LoRaWAN stack: keep it small (64-bit interpreter).
     import sys

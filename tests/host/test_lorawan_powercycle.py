@@ -16,8 +16,10 @@ import pytest
 from fwnode import SHT41, firmware_node
 
 from host_tools.gateway import Gateway, SimGateway
+from host_tools.lorawan.airtime import time_on_air_ms
+from host_tools.lorawan.region import duty_cycle_report
 from host_tools.lorawan.server import NetworkServer
-from host_tools.sim.air import Air
+from host_tools.sim.air import Air, AirListener, LoraMeta
 
 APP_KEY = "2b7e151628aed2a6abf7158809cf4f3c"
 NWK_S_KEY = "44024241ed4ce9a68c6a8bc055233fd3"
@@ -108,3 +110,56 @@ def test_power_cycles_never_repeat_a_counter(
     assert len(ups) >= CYCLES // 2, (len(ups), [e["event"] for e in events])
     if activation == "otaa":
         assert joins
+
+
+BROWNOUT_SPEED = 50
+BROWNOUTS = 8
+
+
+@pytest.mark.timeout(120)
+def test_a_brownout_loop_at_sf12_never_breaks_the_duty_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ABP node at DR0 (SF12: a report is ~1.5 s on air, then band g1 is closed for ~2.5 min)
+    # loses power as soon as each report is done, again and again: RTC memory is gone and the
+    # wall clock starts again at the epoch. Its duty-cycle history comes back from flash as if
+    # the last frame had just ended at the boot (docs/lorawan.md, "Counters and persistence"),
+    # so the reports of boots inside the time-off are deferred; every few boots the node is
+    # left running for a few wakes, long enough to send again. The air log must hold no
+    # time-off or hourly violation.
+    air_name = f"bo-{tmp_path.name}"[:64]
+    monkeypatch.setenv("MOTE_AIR_DIR", str(tmp_path / "air"))
+    monkeypatch.setenv("MOTE_AIR", air_name)
+    config, secrets, _ = _setup("abp")
+    config["lorawan_dr"] = 0
+    extra = {"/secrets.json": json.dumps(secrets)}
+    air_log: list[tuple[int, int, float]] = []
+    reports: list[str] = []
+    with (
+        AirListener(Air(air_name, root=tmp_path / "air"), kinds=["lora"], name="log") as air,
+        firmware_node(
+            "sim-esp32-sx1276", config, models=[SHT41], extra=extra, speed=BROWNOUT_SPEED
+        ) as fw,
+    ):
+
+        def report() -> str:
+            m = fw.wait_text(r"lorawan: report \d+: (\d+) frame\(s\) sent, (\d+) deferred", 30)
+            return m.group(0)
+
+        for i in range(BROWNOUTS):
+            reports.append(report())
+            if i % 4 == 3:  # left running: three more wakes, a minute apart
+                for _ in range(3):
+                    reports.append(report())
+            fw.reset("power_on")
+        reports.append(report())
+        while (f := air.recv(timeout_s=0.5)) is not None:
+            assert isinstance(f.meta, LoraMeta) and f.t_sim_ms is not None
+            toa = time_on_air_ms(len(f.payload), sf=f.meta.sf, bw_hz=f.meta.bw_hz)
+            air_log.append((f.t_sim_ms, f.meta.freq_hz, toa))
+
+    sent = sum(int(r.split()[3]) for r in reports)
+    deferred_after_power_on = [r for r in reports if " 0 frame(s) sent" in r]
+    assert len(air_log) == sent >= 3, (len(air_log), reports)
+    assert deferred_after_power_on, reports  # the restored history held reports back
+    assert duty_cycle_report(air_log) == []
