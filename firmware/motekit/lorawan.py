@@ -129,6 +129,9 @@ class Mac:
         self._acked = False
         self._pending = False
         self._tx_wall = 0
+        # Radio time this Mac spent, for the energy estimate (board.json power.radio_ma):
+        # time on air at lora_tx, listening in RX windows at lora_rx.
+        self.radio_ms = {"lora_tx": 0, "lora_rx": 0}
         self.stats = st.setdefault("lws", {})
         ident = identity(cfg, keys)
         s = st.get("lw")
@@ -393,6 +396,7 @@ class Mac:
         r.configure(freq, sf, bw, 1, self.dbm(), _SYNC_WORD, 8, False, True)
         r.send(phy, int(toa) + _TX_GUARD_MS)
         t_end = self.clock.ticks_ms()
+        self.radio_ms["lora_tx"] += int(toa + 0.5)
         now = self.now_ms()
         self._tx_wall = now
         self.dc().record(freq, toa, now)
@@ -462,7 +466,11 @@ class Mac:
         sym_ms = max(1, (1 << sf) * 1000 // bw)
         r = self.radio
         r.configure(freq, sf, bw, 1, self.dbm(), _SYNC_WORD, 8, True, False)  # downlinks: no CRC
-        return r.recv(self._rxbuf, 2 * _MARGIN_MS + _RX_SYMBOLS * sym_ms)
+        t0 = c.ticks_ms()
+        try:
+            return r.recv(self._rxbuf, 2 * _MARGIN_MS + _RX_SYMBOLS * sym_ms)
+        finally:
+            self.radio_ms["lora_rx"] += time.ticks_diff(c.ticks_ms(), t0)
 
     def _wait(self, target):
         c = self.clock

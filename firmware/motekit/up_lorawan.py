@@ -9,7 +9,7 @@ from motekit import log
 
 
 class Uplink:
-    RADIO = "lora_tx"
+    RADIO = "lora"  # send() sets radio_ms: the MAC's time on air and in RX windows
 
     def __init__(self, board, st, cfg):
         if "lora" not in (board.get("radios") or ()):
@@ -19,6 +19,7 @@ class Uplink:
         self.cfg = cfg
         self.feed = None
         self.mac = None  # the last send's MAC
+        self.radio_ms = None
         self.radio = None  # tests: a radio (and a clock) instead of the board's
         self.clock = None
 
@@ -45,6 +46,7 @@ class Uplink:
         from motekit import payload
 
         cfg = self.cfg
+        self.radio_ms = None
         mac = self.open()
         mac.battery_v = report.get("battery_v")
         try:
@@ -56,6 +58,7 @@ class Uplink:
             res = mac.uplink(frames, cfg["lorawan_fport"], cfg["lorawan_confirmed"])
         finally:
             mac.radio.sleep()
+            self.radio_ms = mac.radio_ms
         st = mac.stats
         log.info(
             "lorawan: report %d: %d frame(s) sent, %d deferred, FCnt %s, DR%d"

@@ -56,6 +56,22 @@ def test_rx2_window_when_rx1_is_empty():
     assert node.st["lws"]["rx2"] == 1
 
 
+def test_radio_time_is_time_on_air_and_the_rx_windows_listened():
+    # For the energy estimate (motekit.stats: lora_tx and lora_rx of board.json power.radio_ma):
+    # not the send's wall time, which is mostly the RX delays with the radio asleep.
+    node = Node(n.abp_cfg())
+    node.net.window = 2
+    node.net.queue.append({"fport": 3, "data": b"late"})
+    node.send(b"abc")
+    phy = node.radio.sent[0][5]
+    toa = lwregion.time_on_air_ms(len(phy), sf=7, bw_hz=125000)
+    (t1, to1, _, _, _), (t2, _, _, _, _) = node.radio.opened
+    # RX1 listened its whole timeout; RX2 until the downlink had been received.
+    got = node.mac.radio_ms
+    assert got["lora_tx"] == int(toa + 0.5), got
+    assert got["lora_rx"] == to1 + node.clock.t - t2, (got, node.clock.t, t2)
+
+
 def test_confirmed_uplink_acked_once():
     node = Node(n.abp_cfg())
     assert node.send(b"c", confirmed=True)["sent"] == 1

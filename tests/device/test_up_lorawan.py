@@ -41,8 +41,12 @@ def test_abp_report_goes_out_as_one_encrypted_frame():
     cfg = n.abp_cfg(sensors=SENSORS, lorawan_fport=9)
     st = {}
     up, fed = _uplink(cfg, st)
-    took = uplinks.send_all([("lorawan", up)], REPORT, True, {})
+    radio_ms = {}
+    took = uplinks.send_all([("lorawan", up)], REPORT, True, radio_ms)
     assert took == ["lorawan"]
+    # Charged for the energy estimate: the MAC's time on air and RX windows, not the send's
+    # wall time (which includes the two RX delays).
+    assert radio_ms == up.mac.radio_ms and radio_ms["lora_tx"] > 0 and "lora_rx" in radio_ms
     ups = up.radio.uplinks()
     assert len(ups) == 1
     addr, fc, phy = ups[0]
