@@ -8,6 +8,8 @@
 #   r.send(b"hello", 2000)                         # blocks until TxDone, else OSError(ETIMEDOUT)
 #   buf = bytearray(255)
 #   got = r.recv(buf, 1000)                        # (n, rssi_dbm, snr_db) or None
+#   r.listen()                                     # continuous RX until send/recv/sleep/...
+#   got = r.poll(buf)                              # a packet received meanwhile, or None
 #   r.sleep()                                      # warm start: 0.6 uA, configuration kept
 #   r.feed = wdt.feed                              # optional: called every 500 ms while waiting
 #
@@ -87,7 +89,10 @@ _BUSY_MS = const(20)  # longest wait for BUSY: a cold start with calibration is 
 _TCXO_DELAY_STEPS = const(320)  # 5 ms for the TCXO to settle, in 15.625 us steps
 _LDRO_SYMBOL_US = const(16000)  # 6.1.1.4: low data rate optimisation above 16 ms a symbol
 _FEED_MS = const(500)
-_PACKET_MARGIN_MS = const(1000)
+# recv()'s guard against a chip that stopped answering: the window, the longest packet, then
+# this. Generous, as only a dead chip reaches it; on the virtual air an empty window may wait
+# this long in real time for a gateway-role board's join accept (5 s, docs/virtual-air.md).
+_STALL_MS = const(6000)
 
 # 13.4.5.2 LoRa bandwidth codes, in the order of the Hz values.
 _BANDWIDTHS = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
@@ -127,6 +132,7 @@ class SX126x:
         self.feed = None  # the watchdog's feed(), called while send/recv wait
         self._asleep = False
         self._configured = False
+        self._listening = False  # in continuous RX by listen(), until another command
         self._sym_us = 0
         self._max_packet_ms = 0
         self._band = -1
@@ -139,6 +145,7 @@ class SX126x:
         self._reset(1)
         self._asleep = False
         self._configured = False
+        self._listening = False
         self._band = -1
         self._wait_busy()
         self._cmd2(_SET_STANDBY, _STDBY_RC)
@@ -198,8 +205,7 @@ class SX126x:
             raise ValueError("sx126x: sync word 0x%x is not 1 or 2 bytes" % sync_word)
         if not 6 <= preamble <= 0xFFFF:
             raise ValueError("sx126x: preamble of %d symbols: 6..65535" % preamble)
-        self._wake()
-        self._cmd2(_SET_STANDBY, _STDBY_RC)
+        self._standby()
         # 9.2.1 "Image Calibration": once per band, in STDBY_RC; 13.1.13 CalibrateImage.
         mhz = freq_hz // 1_000_000
         for i in range(len(_IMAGE_BANDS)):
@@ -259,8 +265,7 @@ class SX126x:
         if not 0 < n <= 255:
             raise ValueError("sx126x: a packet is 1..255 bytes, not %d" % n)
         self._check()
-        self._wake()
-        self._cmd2(_SET_STANDBY, _STDBY_RC)
+        self._standby()
         self._pkt[4] = n
         self._xfer(self._pkt, None)
         # 13.2.1 WriteBuffer at the TX base address (0).
@@ -291,12 +296,7 @@ class SX126x:
             raise OSError("sx126x: DIO1 without TxDone (IRQ status 0x%04x)" % irq)
 
     def recv(self, buf, timeout_ms):
-        self._check()
-        self._wake()
-        self._cmd2(_SET_STANDBY, _STDBY_RC)
-        self._pkt[4] = 0xFF
-        self._xfer(self._pkt, None)
-        self._clear_irq()
+        self._arm_rx()
         # 13.1.5 SetRx: single reception with a timeout that stops once a header is found
         # (13.1.7 default); past 262 s, continuous reception and this clock.
         steps = timeout_ms * _STEPS_PER_MS
@@ -307,7 +307,7 @@ class SX126x:
         start = time.ticks_ms()
         fed = start
         checked = start
-        limit = timeout_ms + self._max_packet_ms + _PACKET_MARGIN_MS
+        limit = timeout_ms + self._max_packet_ms + _STALL_MS
         irq = 0
         while True:
             now = time.ticks_ms()
@@ -327,6 +327,42 @@ class SX126x:
                 fed = self._feed(now, fed)
         self._clear_irq()
         self._cmd2(_SET_STANDBY, _STDBY_RC)
+        return self._packet(buf, irq)
+
+    def listen(self):
+        # 13.1.5 SetRx with timeout 0xFFFFFF: continuous mode, the chip stays in RX after every
+        # packet (RxDone on DIO1) until another mode is set. poll() takes the packets; send(),
+        # recv(), configure(), sleep() and reset() end it.
+        self._arm_rx()
+        self._cmd(_SET_RX, 3, _RX_CONTINUOUS)
+        self._listening = True
+
+    def poll(self, buf):
+        # The packet received since the last poll, or None; the radio stays in RX. A packet
+        # with a CRC or header error is dropped (None). Poll at least once per packet time:
+        # the next packet overwrites the buffer.
+        if not self._listening:
+            raise RuntimeError("sx126x: listen() first")
+        if not self._dio1.value():
+            return None
+        irq = self._irq()
+        got = self._packet(buf, irq)
+        self._clear_irq()
+        return got
+
+    def _arm_rx(self):
+        self._check()
+        self._standby()
+        self._pkt[4] = 0xFF
+        self._xfer(self._pkt, None)
+        self._clear_irq()
+
+    def _standby(self):
+        self._wake()
+        self._cmd2(_SET_STANDBY, _STDBY_RC)
+        self._listening = False
+
+    def _packet(self, buf, irq):
         if not irq & _IRQ_RX_DONE or irq & (_IRQ_CRC_ERR | _IRQ_HEADER_ERR):
             if _DEBUG:
                 print("sx126x: no packet, IRQ status 0x%04x" % irq)
@@ -351,6 +387,7 @@ class SX126x:
         if not self._asleep:
             self._cmd2(_SET_SLEEP, _SLEEP_WARM)
             self._asleep = True
+        self._listening = False
 
     # --- internals -----------------------------------------------------------------------------
     def _check(self):

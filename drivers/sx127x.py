@@ -8,6 +8,8 @@
 #   r.send(b"hello", 2000)                         # blocks until TxDone, else OSError(ETIMEDOUT)
 #   buf = bytearray(255)
 #   got = r.recv(buf, 1000)                        # (n, rssi_dbm, snr_db) or None
+#   r.listen()                                     # continuous RX until send/recv/sleep/...
+#   got = r.poll(buf)                              # a packet received meanwhile, or None
 #   r.sleep()                                      # 0.2 uA; the configuration is kept
 #   r.feed = wdt.feed                              # optional: called every 500 ms while waiting
 #
@@ -97,7 +99,10 @@ _RSSI_OFFSET_LF = const(-164)
 _RESET_LOW_MS = const(1)  # 7.2.2 "Manual Reset": > 100 us low ...
 _RESET_READY_MS = const(6)  # ... then 5 ms before the chip is used
 _FEED_MS = const(500)
-_PACKET_MARGIN_MS = const(1000)  # guard past a packet's longest time on air
+# recv()'s guard against a chip that stopped answering: the window, the longest packet, then
+# this. Generous, as only a dead chip reaches it; on the virtual air an empty window may wait
+# this long in real time for a gateway-role board's join accept (5 s, docs/virtual-air.md).
+_STALL_MS = const(6000)
 
 # 4.1.1.2, RegModemConfig1 Bw codes 0..9.
 _BANDWIDTHS = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
@@ -120,6 +125,7 @@ class SX127x:
         self._max_packet_ms = 0  # the longest packet's time on air, for the guard
         self._iq_invert = False
         self._hf = True
+        self._listening = False  # in RXCONTINUOUS by listen(), until another mode
         self.reset()
         version = self._read(_REG_VERSION)
         if version != _VERSION:
@@ -140,6 +146,7 @@ class SX127x:
         self._reset(1)
         time.sleep_ms(_RESET_READY_MS)
         self._configured = False
+        self._listening = False
 
     # --- the radio API -------------------------------------------------------------------------
     def configure(
@@ -245,12 +252,7 @@ class SX127x:
             raise OSError("sx127x: DIO0 without TxDone (RegIrqFlags 0x%02x)" % flags)
 
     def recv(self, buf, timeout_ms):
-        self._check()
-        self._standby()
-        self._set_iq(tx=False)
-        self._write(_REG_FIFO_ADDR_PTR, 0)
-        self._write(_REG_DIO_MAPPING1, _DIO0_RX_DONE)
-        self._write(_REG_IRQ_FLAGS, 0xFF)
+        self._arm_rx()
         # 4.1.6, receive: RXSINGLE waits RegSymbTimeout symbols for a preamble (then RxTimeout)
         # and keeps receiving a packet it found. Longer waits than its 1023 symbols use
         # RXCONTINUOUS and this clock, and still finish a packet under way (RegModemStat).
@@ -270,7 +272,7 @@ class SX127x:
         start = time.ticks_ms()
         fed = start
         checked = start
-        limit = timeout_ms + self._max_packet_ms + _PACKET_MARGIN_MS
+        limit = timeout_ms + self._max_packet_ms + _STALL_MS
         flags = 0
         while True:
             now = time.ticks_ms()
@@ -292,6 +294,38 @@ class SX127x:
                 fed = self._feed(now, fed)
         self._write(_REG_IRQ_FLAGS, 0xFF)
         self._standby()
+        return self._packet(buf, flags)
+
+    def listen(self):
+        # 4.1.6, continuous receive: RXCONTINUOUS keeps listening after every packet (RxDone
+        # on DIO0, the packet at FifoRxCurrentAddr) until the mode changes. poll() takes the
+        # packets; send(), recv(), configure(), sleep() and reset() end it.
+        self._arm_rx()
+        self._write(_REG_OP_MODE, _LORA | _MODE_RX_CONTINUOUS)
+        self._listening = True
+
+    def poll(self, buf):
+        # The packet received since the last poll, or None; the radio stays in RX. A packet
+        # with a CRC error is dropped (None). Poll at least once per packet time: the chip
+        # keeps one packet, the next RxDone replaces it.
+        if not self._listening:
+            raise RuntimeError("sx127x: listen() first")
+        if not self._dio0.value():
+            return None
+        flags = self._read(_REG_IRQ_FLAGS)
+        got = self._packet(buf, flags)
+        self._write(_REG_IRQ_FLAGS, 0xFF)  # after the read: a cleared RxDone frees the FIFO
+        return got
+
+    def _arm_rx(self):
+        self._check()
+        self._standby()
+        self._set_iq(tx=False)
+        self._write(_REG_FIFO_ADDR_PTR, 0)
+        self._write(_REG_DIO_MAPPING1, _DIO0_RX_DONE)
+        self._write(_REG_IRQ_FLAGS, 0xFF)
+
+    def _packet(self, buf, flags):
         if not flags & _IRQ_RX_DONE or flags & _IRQ_PAYLOAD_CRC_ERROR:
             if _DEBUG:
                 print("sx127x: no packet, RegIrqFlags 0x%02x" % flags)
@@ -313,6 +347,7 @@ class SX127x:
 
     def sleep(self):
         # 4.1.3: SLEEP keeps every register (not the FIFO); 0.2 uA.
+        self._listening = False
         self._write(_REG_OP_MODE, _LORA | _MODE_SLEEP)
 
     # --- internals -----------------------------------------------------------------------------
@@ -327,6 +362,7 @@ class SX127x:
         return fed
 
     def _standby(self):
+        self._listening = False
         self._write(_REG_OP_MODE, _LORA | _MODE_STDBY)
 
     def _set_iq(self, tx):

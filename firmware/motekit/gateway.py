@@ -1,6 +1,8 @@
 # The gateway role (config "role": "gateway"): a board with a LoRa radio listens on one channel
 # and forwards every frame it hears to the host as a console event, and transmits the downlinks
 # the host asks for at a time counted from an uplink's timestamp (the node's RX1/RX2 window).
+# The radio stays in continuous RX (the drivers' listen()/poll()), so every frame on the
+# channel is heard except while a downlink is being transmitted.
 # The host side is `mote gateway --port` (host_tools/gateway.py, SerialGateway); the protocol
 # and the single-channel limits are in docs/gateway.md.
 #
@@ -19,8 +21,8 @@ from micropython import const
 from motekit import console, log, store
 from motekit.console import Refused
 
-_RX_SLICE_MS = const(200)  # longest radio wait between two looks at the console
-_TX_GUARD_MS = const(40)  # stop listening this long before a downlink is due
+_POLL_MS = const(50)  # longest radio polling between two looks at the console (RX stays on)
+_TX_GUARD_MS = const(40)  # stop polling this long before a downlink is due (configure, wait)
 _LATE_MS = const(20)  # a downlink may start this late: a node's RX window lasts some symbols
 _TX_TIMEOUT_MS = const(12000)  # above 255 bytes at SF12/125 kHz (9.2 s on air)
 _MAX_DELAY_MS = const(20000)  # RX2 after the longest RxDelay (15 s) + 1 s, with room
@@ -78,8 +80,10 @@ class Gateway:
         self._listen()
 
     def _listen(self):
-        # Uplinks: normal IQ, public sync word (the driver's default, 0x34 / 0x3444).
+        # Uplinks: normal IQ, public sync word (the driver's default, 0x34 / 0x3444), then
+        # continuous RX until the next downlink.
         self.radio.configure(self.freq, self.sf, self.bw, iq_invert=False)
+        self.radio.listen()
 
     # --- console requests ----------------------------------------------------------------
     def channel(self, req):
@@ -122,17 +126,20 @@ class Gateway:
 
     # --- the loop --------------------------------------------------------------------------
     def step(self):
-        # A downlink that is due, else listen for one slice (less when a downlink comes soon).
-        wait = _RX_SLICE_MS
-        if self.tx is not None:
-            left = time.ticks_diff(self.tx[0], self.clock())
-            if left <= _TX_GUARD_MS:
+        # A downlink that is due, else poll the listening radio for up to _POLL_MS: one frame
+        # heard, or nothing, ends the step (the console is served between steps).
+        start = self.clock()
+        while True:
+            now = self.clock()
+            if self.tx is not None and time.ticks_diff(self.tx[0], now) <= _TX_GUARD_MS:
                 self._transmit()
                 return
-            wait = min(wait, left - _TX_GUARD_MS)
-        got = self.radio.recv(self.buf, wait)
-        if got is None:
-            return
+            got = self.radio.poll(self.buf)
+            if got is not None:
+                break
+            if time.ticks_diff(now, start) >= _POLL_MS:
+                return
+            time.sleep_ms(1)  # RxDone is stamped within 1 ms; the CPU is not kept spinning
         t = self.clock()  # RxDone: the end of the uplink, what the RX delays count from
         n, rssi, snr = got
         self.rx += 1

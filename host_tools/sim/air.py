@@ -81,6 +81,10 @@ _LORA_FIELDS: Final = ("freq_hz", "sf", "bw_hz", "cr", "rssi_dbm", "snr_db", "di
 _CH_BLE_ADV: Final = "ble-adv"  # every BLE advertisement
 _CH_LORA_UP: Final = "lora-up"  # every LoRa uplink; "lora-up:<freq_hz>:<sf>" for one channel
 _CH_LORA_DOWN: Final = "lora-down"  # "lora-down:<node_id>": downlinks to that node
+# Every downlink a board's radio transmits (dst null): nodes hear them on any channel and their
+# radio model keeps what it is tuned to (docs/virtual-air.md, "Board downlinks").
+_CH_LORA_DOWN_ANY: Final = "lora-down"
+_MAX_T_SIM_OF: Final = 16  # node clocks a board downlink may name (the header stays < 1 KiB)
 
 ROLE_NODE: Final = "node"
 ROLE_LISTENER: Final = "listener"
@@ -110,7 +114,11 @@ class BleAdvMeta:
 
 @dataclass(frozen=True)
 class LoraMeta:
-    """How a LoRa packet went out. `dst` names the node a downlink is for (None on uplinks)."""
+    """How a LoRa packet went out. `dst` names the node a downlink is for (None on uplinks, and
+    on a board's downlink, which goes to every node). `t_sim_of` (board downlinks only) gives
+    the frame's start on the clocks of the nodes the sending board heard recently: pairs
+    (node_id, t_sim_ms), sorted; None on every other frame (and then absent from the header).
+    """
 
     freq_hz: int
     sf: int
@@ -120,6 +128,8 @@ class LoraMeta:
     snr_db: float = 7.5
     dir: Literal["up", "down"] = "up"
     dst: str | None = None
+    t_sim_of: tuple[tuple[str, int], ...] | None = None
+    t_wall_start: float | None = None  # a board's uplink: time.time() when its TX started
 
 
 @dataclass(frozen=True)
@@ -152,6 +162,14 @@ class Frame:
             "t_wall": self.t_wall,
         }
         head.update(dataclasses.asdict(self.meta))
+        if isinstance(self.meta, LoraMeta):
+            # Fields added within v1: only where they mean something.
+            if self.meta.t_sim_of is None:
+                del head["t_sim_of"]
+            else:
+                head["t_sim_of"] = dict(self.meta.t_sim_of)
+            if self.meta.t_wall_start is None:
+                del head["t_wall_start"]
         return head
 
     def encode(self) -> bytes:
@@ -211,10 +229,21 @@ class Frame:
                 head["snr_db"],
                 head["dir"],
                 head.get("dst"),
+                _t_sim_of(head.get("t_sim_of")),
+                head.get("t_wall_start"),
             )
         frame = cls(head["src"], payload, meta, head["t_sim_ms"], head["seq"], head["t_wall"])
         _check_frame(frame)
         return frame
+
+
+def _t_sim_of(value: object) -> tuple[tuple[str, int], ...] | None:
+    # The header's {"node-1": 1234, ...} as LoraMeta holds it; _check_lora checks the values.
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise AirFrameError(f"t_sim_of {value!r} is not an object of node id -> t_sim_ms")
+    return tuple(sorted(value.items()))
 
 
 def _reject_constant(name: str) -> None:
@@ -287,12 +316,26 @@ def _check_lora(meta: LoraMeta, size: int) -> None:
     if not _is_number(meta.snr_db) or not -40 <= meta.snr_db <= 40:
         raise AirFrameError(f"snr_db {meta.snr_db!r} is not a number in -40..40")
     if meta.dir == "down":
-        _check_id("dst", meta.dst)
+        if meta.dst is not None:
+            _check_id("dst", meta.dst)
     elif meta.dir == "up":
         if meta.dst is not None:
             raise AirFrameError(f"dst {meta.dst!r} on an uplink (only downlinks have one)")
     else:
         raise AirFrameError(f"dir {meta.dir!r} is not 'up' or 'down'")
+    if meta.t_wall_start is not None and (meta.dir != "up" or not _is_number(meta.t_wall_start)):
+        raise AirFrameError(f"t_wall_start {meta.t_wall_start!r}: only a number, on an uplink")
+    if meta.t_sim_of is not None:
+        if meta.dir != "down" or meta.dst is not None:
+            raise AirFrameError("t_sim_of on a frame that is not a board downlink (dst null)")
+        if not isinstance(meta.t_sim_of, tuple) or len(meta.t_sim_of) > _MAX_T_SIM_OF:
+            raise AirFrameError(f"t_sim_of names more than {_MAX_T_SIM_OF} nodes")
+        for pair in meta.t_sim_of:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise AirFrameError(f"t_sim_of entry {pair!r} is not (node id, t_sim_ms)")
+            _check_id("t_sim_of node id", pair[0])
+            if not _is_int(pair[1]) or pair[1] < 0:
+                raise AirFrameError(f"t_sim_of[{pair[0]!r}] {pair[1]!r} is not an integer >= 0")
 
 
 def _wants(channels: frozenset[str], frame: Frame) -> bool:
@@ -301,6 +344,8 @@ def _wants(channels: frozenset[str], frame: Frame) -> bool:
     if isinstance(meta, BleAdvMeta):
         return _CH_BLE_ADV in channels
     if meta.dir == "down":
+        if meta.dst is None:
+            return _CH_LORA_DOWN_ANY in channels
         return f"{_CH_LORA_DOWN}:{meta.dst}" in channels
     return _CH_LORA_UP in channels or f"{_CH_LORA_UP}:{meta.freq_hz}:{meta.sf}" in channels
 
@@ -557,8 +602,9 @@ class _Participant:
 class AirNode(_Participant):
     """A virtual board's radio on the air; its supervisor sends and polls frames through it.
 
-    It receives LoRa downlinks addressed to `node_id` and, once `set_lora_rx()` has chosen a
-    channel, other nodes' LoRa uplinks on that frequency and spreading factor.
+    It receives LoRa downlinks addressed to `node_id`, every board's downlinks (dst None: a
+    gateway-role board answering), and, once `set_lora_rx()` has chosen a channel, other
+    nodes' LoRa uplinks on that frequency and spreading factor.
     """
 
     def __init__(self, air: Air, node_id: str) -> None:
@@ -574,33 +620,39 @@ class AirNode(_Participant):
                 )
         self.node_id = node_id
         self.lora_rx: tuple[int, int] | None = None
-        super().__init__(air, ROLE_NODE, node_id, {f"{_CH_LORA_DOWN}:{node_id}"})
+        super().__init__(air, ROLE_NODE, node_id, self._lora_channels(node_id, None))
 
     def __repr__(self) -> str:
         return f"AirNode({self.air.name!r}, {self.node_id!r}, port={self.port})"
 
     def set_lora_rx(self, freq_hz: int | None, sf: int | None = None) -> None:
         """Receive other nodes' LoRa uplinks on (freq_hz, sf); None stops that."""
-        channels = {f"{_CH_LORA_DOWN}:{self.node_id}"}
         if freq_hz is None:
             self.lora_rx = None
         else:
             if sf is None:
                 raise ValueError("set_lora_rx needs sf with freq_hz")
             self.lora_rx = (freq_hz, sf)
-            channels.add(f"{_CH_LORA_UP}:{freq_hz}:{sf}")
-        self._set_channels(channels)
+        self._set_channels(self._lora_channels(self.node_id, self.lora_rx))
+
+    @staticmethod
+    def _lora_channels(node_id: str, rx: tuple[int, int] | None) -> set[str]:
+        channels = {f"{_CH_LORA_DOWN}:{node_id}", _CH_LORA_DOWN_ANY}
+        if rx is not None:
+            channels.add(f"{_CH_LORA_UP}:{rx[0]}:{rx[1]}")
+        return channels
 
     def send(self, frame: Frame) -> Frame:
         """Transmit `frame` to every participant that wants it; returns it as sent.
 
         Stamps `seq` (counting from 0 per node) and `t_wall`. AirFrameError if the frame is
-        invalid (oversize payload, bad metadata); ValueError if it is not this node's uplink.
+        invalid (oversize payload, bad metadata); ValueError if it is not this node's: its
+        uplinks, or downlinks its radio transmits (dst None: a board cannot address a node).
         """
         if frame.src != self.node_id:
             raise ValueError(f"frame src {frame.src!r} is not this node ({self.node_id!r})")
-        if isinstance(frame.meta, LoraMeta) and frame.meta.dir != "up":
-            raise ValueError("a node sends LoRa uplinks only (dir='up')")
+        if isinstance(frame.meta, LoraMeta) and frame.meta.dir == "down" and frame.meta.dst:
+            raise ValueError("a node sends uplinks and unaddressed downlinks only (dst=None)")
         return self._stamp(frame)
 
     def recv_nowait(self) -> Frame | None:
@@ -612,7 +664,7 @@ class AirNode(_Participant):
         if not isinstance(meta, LoraMeta) or frame.src == self.node_id:
             return False
         if meta.dir == "down":
-            return meta.dst == self.node_id
+            return meta.dst is None or meta.dst == self.node_id
         return self.lora_rx == (meta.freq_hz, meta.sf)
 
 

@@ -20,6 +20,7 @@ from host_tools.sim.air import (
     ADV_IND,
     ADV_NONCONN_IND,
     ROLE_LISTENER,
+    ROLE_NODE,
     AirNode,
     BleAdvMeta,
     Frame,
@@ -92,12 +93,17 @@ class BleAdvertiser:
 # and a host gateway needs a few milliseconds to answer while the node's simulated clock may
 # run far ahead (models/lora.py). $MOTE_AIR_LATENCY_S overrides it.
 AIR_LATENCY_S = 0.25
+# A gateway-role board on the air answers on its own clock, which runs at the wall-clock rate
+# while it listens: a node's empty RX window waits in real time until that board's RX delay
+# has passed since the uplink (docs/virtual-air.md, "Board downlinks"), plus this much.
+BOARD_LATENCY_S = 0.25
 
 
 class LoraLink:
     """The board's LoRa radio model on the virtual air (the model's AirPort).
 
-    The model puts its uplinks on the air through transmit(); frames the air delivers to this
+    The model puts its uplinks on the air through transmit() and its downlinks (inverted IQ:
+    a gateway-role board answering) through transmit_down(); frames the air delivers to this
     node go to the model through deliver(); tick() lets a TX end on time when the node does
     not poll the chip. Without an air (script mode, --no-air) frames go nowhere and the radio
     hears only what the `lora_frame` control command injects.
@@ -107,7 +113,9 @@ class LoraLink:
         self.model = model
         self.air_node = air_node
         self.sent = 0
+        self._last_up: tuple[int, int] | None = None  # (freq_hz, sf) of the last uplink
         model.core.port = self
+        model.core.node_id = air_node.node_id if air_node is not None else None
         env = os.environ.get("MOTE_AIR_LATENCY_S")
         self._latency_s = AIR_LATENCY_S if env is None else max(0.0, float(env))
 
@@ -121,8 +129,29 @@ class LoraLink:
                 return self._latency_s
         return 0.0
 
+    def board_wait_s(self, window_ms: float) -> float:
+        """How long (real time after the last uplink) an empty RX window ending `window_ms`
+        after that uplink waits for a gateway-role board: one listens on the uplink's channel
+        (a node registered for it), and it answers after its RX delay at the wall-clock rate."""
+        if self.air_node is None or self._last_up is None:
+            return 0.0
+        channel = "lora-up:{}:{}".format(*self._last_up)
+        for peer in self.air_node.air.peers():
+            board = peer.role == ROLE_NODE and peer.port != self.air_node.port
+            if board and channel in peer.channels:
+                return max(0.0, window_ms) / 1000.0 + BOARD_LATENCY_S
+        return 0.0
+
     # AirPort
     def transmit(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None:
+        self._last_up = (meta.freq_hz, meta.sf)
+        if self.air_node is None:
+            return
+        self.air_node.send(Frame(self.air_node.node_id, payload, meta, t_sim_ms))
+        self.sent += 1
+
+    def transmit_down(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None:
+        """A downlink this board's radio transmits: to every node on the air (dst None)."""
         if self.air_node is None:
             return
         self.air_node.send(Frame(self.air_node.node_id, payload, meta, t_sim_ms))

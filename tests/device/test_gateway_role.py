@@ -1,6 +1,7 @@
-# The gateway role (firmware/motekit/gateway.py) with a fake radio and a fake clock: frames heard
-# become gw_frame events stamped at RxDone, downlinks go out at ref + delay with inverted IQ and
-# the radio goes back to listening, late or bad requests are refused, the channel is kept.
+# The gateway role (firmware/motekit/gateway.py) with a fake radio and a fake clock: the radio
+# stays in continuous RX (listen() once, then poll()), frames heard become gw_frame events
+# stamped at RxDone, downlinks go out at ref + delay with inverted IQ and the radio goes back to
+# listening, late or bad requests are refused, the channel is kept.
 import os
 
 from motekit import gateway, log
@@ -23,7 +24,9 @@ class Radio:
     def __init__(self, clock):
         self.clock = clock
         self.configs = []
-        self.waits = []
+        self.listens = 0  # listen() calls: continuous RX entered
+        self.listening = False
+        self.polls = 0
         self.heard = []  # (bytes, rssi, snr) to hand out, in order
         self.sent = []  # (phy, config at send, clock at send)
         self.fail = None
@@ -31,25 +34,34 @@ class Radio:
     def configure(self, freq_hz, sf, bw_hz, cr=1, power_dbm=14, sync_word=0x34, preamble=8,
                   iq_invert=False, crc=True):  # fmt: skip
         self.configs.append((freq_hz, sf, bw_hz, power_dbm, iq_invert))
+        self.listening = False  # standby, as the drivers do
+
+    def listen(self):
+        self.listens += 1
+        self.listening = True
 
     def recv(self, buf, timeout_ms):
-        self.waits.append(timeout_ms)
+        raise AssertionError("single RX windows: the gateway listens continuously")
+
+    def poll(self, buf):
+        if not self.listening:
+            raise RuntimeError("listen() first")  # as the drivers say
+        self.polls += 1
         if not self.heard:
-            self.clock.t += timeout_ms
             return None
         data, rssi, snr = self.heard.pop(0)
-        self.clock.t += 50  # the frame's time on air
         buf[: len(data)] = data
         return len(data), rssi, snr
 
     def send(self, data, timeout_ms):
+        assert not self.listening  # configure() for the downlink ended RX
         if self.fail:
             raise OSError(self.fail)
         self.sent.append((bytes(data), self.configs[-1], self.clock.t))
         self.clock.t += 60
 
     def sleep(self):
-        pass
+        self.listening = False
 
 
 def _setup(channel=(868100000, 7, 125000)):
@@ -62,7 +74,8 @@ def _setup(channel=(868100000, 7, 125000)):
 
 def test_a_frame_heard_is_an_event_stamped_at_its_end():
     gw, radio, clock, events = _setup()
-    assert radio.configs == [(868100000, 7, 125000, 14, False)]  # listening, normal IQ
+    assert radio.configs == [(868100000, 7, 125000, 14, False)]  # normal IQ
+    assert radio.listening and radio.listens == 1  # continuous RX
     radio.heard.append((b"\x40\x01\x02", -97, -2.5))
     gw.step()
     ((name, f),) = events
@@ -70,8 +83,21 @@ def test_a_frame_heard_is_an_event_stamped_at_its_end():
     assert f["phy"] == "400102" and (f["rssi"], f["snr"]) == (-97, -2.5)
     assert (f["freq"], f["sf"], f["bw"], f["cr"]) == (868100000, 7, 125000, "4/5")
     assert f["t"] == clock.t  # read right after RxDone
+    t0, polls = clock.t, radio.polls
     gw.step()
-    assert len(events) == 1 and radio.waits[-1] == 200  # nothing more: one slice of listening
+    assert len(events) == 1  # nothing more
+    assert radio.polls > polls + 1 and clock.t - t0 >= 50  # polled for a while, then returned
+    assert radio.listens == 1 and len(radio.configs) == 1  # never re-armed: RX stayed on
+
+
+def test_back_to_back_frames_are_each_an_event_without_rearming_the_radio():
+    gw, radio, clock, events = _setup()
+    for i in range(5):
+        radio.heard.append((bytes([0x40, i]), -90, 5.0))
+    for _ in range(5):
+        gw.step()
+    assert [f["phy"] for _, f in events] == ["4000", "4001", "4002", "4003", "4004"]
+    assert radio.listens == 1 and len(radio.configs) == 1
 
 
 def test_a_downlink_goes_out_at_ref_plus_delay_then_it_listens_again():
@@ -89,6 +115,7 @@ def test_a_downlink_goes_out_at_ref_plus_delay_then_it_listens_again():
     assert config == (869525000, 12, 125000, 16, True)  # the window's channel, inverted IQ
     assert at >= ref + 1000 and at - (ref + 1000) <= 2
     assert radio.configs[-1] == (868100000, 7, 125000, 14, False)  # back on its channel
+    assert radio.listening and radio.listens == 2  # and in continuous RX again
     ((name, f),) = events
     assert name == "gw_sent" and f["ok"] is True and 0 <= f["late_ms"] <= 2
     assert gw.sent == 1
@@ -133,7 +160,7 @@ def test_a_failed_transmission_is_reported_and_listening_resumes():
     gw.step()
     ((name, f),) = events
     assert name == "gw_sent" and f["ok"] is False and "TX not done" in f["msg"]
-    assert radio.configs[-1][4] is False
+    assert radio.configs[-1][4] is False and radio.listening
 
 
 def test_the_channel_changes_and_is_kept_across_a_restart():
@@ -146,7 +173,7 @@ def test_the_channel_changes_and_is_kept_across_a_restart():
     assert (got["freq"], got["sf"], got["bw"]) == (868100000, 7, 125000)
     got = gw.channel({"freq": 868300000, "sf": 9})
     assert (got["freq"], got["sf"], got["bw"]) == (868300000, 9, 125000)
-    assert radio.configs[-1] == (868300000, 9, 125000, 14, False)
+    assert radio.configs[-1] == (868300000, 9, 125000, 14, False) and radio.listening
     for bad in ({"sf": 6}, {"freq": 100}, {"bw": 1}):
         try:
             gw.channel(bad)

@@ -111,7 +111,20 @@ def test_frame_round_trips_with_every_header_field() -> None:
         (Frame("n", b"", BleAdvMeta("aa:bb:cc:dd:ee:01")), "upper-case MAC"),
         (Frame("n", b"", LoraMeta(EU868, 13)), "sf 13"),
         (Frame("n", b"", LoraMeta(EU868, 7, bw_hz=125)), "bw_hz 125 "),
-        (Frame("n", b"", LoraMeta(EU868, 7, dir="down")), "dst None"),
+        (Frame("n", b"", LoraMeta(EU868, 7, dir="down", dst="a b")), "dst 'a b'"),
+        (Frame("n", b"", LoraMeta(EU868, 7, t_sim_of=(("a", 1),))), "not a board downlink"),
+        (
+            Frame("n", b"", LoraMeta(EU868, 7, dir="down", t_sim_of=(("a", -1),))),
+            r"t_sim_of\['a'\] -1",
+        ),
+        (
+            Frame(
+                "n",
+                b"",
+                LoraMeta(EU868, 7, dir="down", t_sim_of=tuple((f"n{i}", 1) for i in range(17))),
+            ),
+            "more than 16",
+        ),
         (Frame("n", b"", LoraMeta(EU868, 7, dst="x")), "dst 'x' on an uplink"),
         (Frame("has space", b"", LoraMeta(EU868, 7)), "src 'has space'"),
         (Frame("n", bytearray(1), LoraMeta(EU868, 7)), "payload is bytearray"),  # type: ignore[arg-type]
@@ -194,7 +207,7 @@ def test_registration_holds_the_contract_fields_and_close_removes_it(test_air: A
         "pid": os.getpid(),
         "role": "node",
         "node_id": "node-1",
-        "channels": ["lora-down:node-1"],
+        "channels": ["lora-down", "lora-down:node-1"],
     }
     with AirListener(test_air, kinds=["ble-adv"]) as listener:
         assert [(p.port, p.role) for p in test_air.peers()] == sorted(
@@ -348,6 +361,31 @@ def test_a_downlink_reaches_only_its_node(test_air: Air) -> None:
         assert gateway.recv(0) is None  # listeners do not hear downlinks
 
 
+def test_a_board_downlink_reaches_every_other_node_and_no_listener(test_air: Air) -> None:
+    # A gateway-role board's radio transmits with inverted IQ: the frame names no node (dst
+    # null) and maps its start to the clocks of the nodes that board heard (t_sim_of).
+    meta = LoraMeta(EU868, 7, dir="down", t_sim_of=(("a", 5000), ("b", 12)))
+    with (
+        AirNode(test_air, "gw") as gw,
+        AirNode(test_air, "a") as a,
+        AirNode(test_air, "b") as b,
+        AirListener(test_air, kinds=["lora"], name="log") as listener,
+    ):
+        sent = gw.send(Frame("gw", b"\x60answer", meta, 777))
+        head = json.loads(sent.encode().partition(b"\n")[0])
+        assert head["dst"] is None and head["t_sim_of"] == {"a": 5000, "b": 12}
+        got_a, got_b = node_recv(a), node_recv(b)
+        assert got_a == sent and got_b == sent
+        assert isinstance(got_a.meta, LoraMeta) and got_a.t_sim_ms == 777
+        assert got_a.meta.t_sim_of == (("a", 5000), ("b", 12))
+        assert gw.recv_nowait() is None  # a node does not hear itself
+        gw.send(lora_up("gw", b"marker"))
+        frame = listener.recv(WAIT_S)
+        assert frame is not None and frame.payload == b"marker"  # the downlink never came
+    # Uplinks and addressed downlinks carry no t_sim_of field at all.
+    assert "t_sim_of" not in json.loads(lora_up("n", b"").encode().partition(b"\n")[0])
+
+
 def test_nodes_hear_uplinks_on_their_rx_channel_only(test_air: Air) -> None:
     with AirNode(test_air, "a") as a, AirNode(test_air, "b") as b:
         a.send(lora_up("a", b"before rx"))  # b is not receiving yet; a caches the registry
@@ -373,7 +411,7 @@ def test_a_node_sends_only_its_own_uplinks(test_air: Air) -> None:
     with AirNode(test_air, "a") as a, AirListener(test_air) as listener:
         with pytest.raises(ValueError, match="not this node"):
             a.send(ble_frame("b", b""))
-        with pytest.raises(ValueError, match="uplinks only"):
+        with pytest.raises(ValueError, match="unaddressed downlinks only"):
             a.send(Frame("a", b"", LoraMeta(EU868, 7, dir="down", dst="b")))
         with pytest.raises(AirFrameError, match="limit 31"):
             a.send(ble_frame("a", bytes(32)))

@@ -304,3 +304,143 @@ def test_an_empty_window_waits_for_the_air_only_when_a_gateway_listens(air: Air)
         with AirListener(air, kinds=["lora"]):
             node.air.peers(refresh=True)
             assert lora.latency_s == AIR_LATENCY_S
+
+
+# --- board to board: a gateway-role board's downlinks, continuous reception -------------------
+
+
+class HandClock:
+    """A board's simulated clock, moved by hand: every board has its own."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _deliver(link: Any, node: Any, want: int = 1) -> list[Frame]:
+    # Frames the air brought this board's AirNode, handed to its radio as the supervisor does.
+    import select
+
+    got: list[Frame] = []
+    deadline = time.monotonic() + 2.0
+    while len(got) < want and time.monotonic() < deadline:
+        select.select([node.fileno()], [], [], 0.05)
+        while (frame := node.recv_nowait()) is not None:
+            link.deliver(frame)
+            got.append(frame)
+    return got
+
+
+def test_a_gateway_boards_downlink_lands_in_the_nodes_window_on_the_nodes_clock(air: Air) -> None:
+    from host_tools.sim.air import AirNode
+    from host_tools.sim.peripherals.models.lora import Modem
+    from host_tools.sim.peripherals.models.sx127x import Sx127x
+    from host_tools.sim.radio_link import BOARD_LATENCY_S, LoraLink
+
+    gw_clock, nd_clock = HandClock(500.0), HandClock(50_000.0)  # two boards, two clocks
+    gw, nd = Sx127x(gw_clock, cs=18), Sx127x(nd_clock, cs=18)
+    up = Modem(UP_HZ, 7, 125_000)
+    down = Modem(UP_HZ, 7, 125_000, iq_invert=True)
+    with (
+        AirNode(air, "gw") as gw_node,
+        AirNode(air, "nd") as nd_node,
+        AirListener(air, kinds=["lora"], name="log") as listener,
+    ):
+        gw_link, nd_link = LoraLink(gw, gw_node), LoraLink(nd, nd_node)
+        gw.core.start_rx(up, None, single=False)  # the gateway listens on its channel
+        assert nd_link.board_wait_s(1020.0) == 0.0  # no uplink yet
+        end = nd.core.start_tx(up, b"\x40uplink")
+        nd_clock.now = end
+        assert nd.core.poll_tx(end) == "done"  # on the air at its end
+        # A gateway board listens on that uplink's channel: an empty window waits for its
+        # answer in real time, as long as the window is after the uplink.
+        assert nd_link.board_wait_s(1020.0) == pytest.approx(1.02 + BOARD_LATENCY_S)
+        gw_clock.now = 1000.0  # the uplink arrives when the gateway's clock says 1000
+        assert [f.payload for f in _deliver(gw_link, gw_node)] == [b"\x40uplink"]
+        assert gw.core.poll_rx(gw_clock.now) == "done"
+        assert gw.core.rx_packet is not None and gw.core.rx_packet.payload == b"\x40uplink"
+        # RX1: one second after RxDone on the gateway's clock; on the air as it starts.
+        gw_clock.now = 2000.0
+        sent_at = time.monotonic()
+        gw.core.start_tx(down, b"\x60accept")
+        (frame,) = _deliver(nd_link, nd_node)
+        assert isinstance(frame.meta, LoraMeta) and frame.t_sim_ms == 2000
+        assert frame.meta.dir == "down" and frame.meta.dst is None
+        assert frame.meta.t_sim_of == (("nd", round(end + 1000)),)  # RX1 on the node's clock
+        # The node's window opens 20 ms early; its clock has since run far ahead (it slept).
+        nd_clock.now = end + 980
+        nd.core.start_rx(down, 60.0, single=True)
+        nd_clock.now = end + 9000
+        # Complete once the gateway's TX has ended in real time too (it transmits for its time
+        # on air at the wall-clock rate): the node cannot answer before it is off the air.
+        while nd.core.poll_rx(nd_clock.now) != "done":
+            assert time.monotonic() < sent_at + 2.0
+        down_toa = time_on_air_ms(7, sf=7, bw_hz=125_000, crc=False)  # downlinks: no CRC
+        assert time.monotonic() - sent_at >= down_toa / 1000
+        heard = nd.core.rx_packet
+        assert heard is not None and heard.payload == b"\x60accept"
+        assert heard.start_ms == pytest.approx(end + 1000, abs=1)
+        # In the window, but on another channel, or with normal IQ: not heard.
+        for modem in (Modem(868_300_000, 7, 125_000, iq_invert=True), up):
+            gw_clock.now += 5000
+            gw.core.start_tx(down, b"\x60again")
+            _deliver(nd_link, nd_node)
+            nd_clock.now += 5000
+            nd.core.start_rx(modem, 60.0, single=True)
+            nd.core.poll_rx(nd_clock.now)
+            assert nd.core.rx_packet is heard  # nothing new
+        logged = listener.recv(0.2)
+        assert logged is not None and logged.payload == b"\x40uplink"  # no downlinks there
+        assert listener.recv(0.1) is None
+
+
+def test_continuous_rx_hears_a_frame_starting_as_the_last_ended_however_late_it_is_polled() -> None:
+    from host_tools.sim.peripherals.models.lora import Heard, Modem
+    from host_tools.sim.peripherals.models.sx127x import Sx127x
+
+    clock = HandClock(1000.0)
+    core = Sx127x(clock, cs=18).core
+    modem = Modem(UP_HZ, 7, 125_000)
+    core.start_rx(modem, None, single=False)
+    meta = LoraMeta(UP_HZ, 7)
+    toa = time_on_air_ms(4, sf=7, bw_hz=125_000)
+    first = Heard(b"\x40one", meta, 1010.0, 1010.0 + toa, crc=True)
+    second = Heard(b"\x40two", meta, first.end_ms, first.end_ms + toa, crc=True)
+    core.hear(first)
+    core.hear(second)
+    # Polled 20 ms (20 symbols) after the first ended: the second's preamble is long past, but
+    # the chip has listened since the first's RxDone.
+    clock.now = first.end_ms + 20
+    assert core.poll_rx(clock.now) == "done" and core.rx_packet is first
+    assert core.poll_rx(clock.now) is None  # the second is still on the air
+    clock.now = second.end_ms
+    assert core.poll_rx(clock.now) == "done" and core.rx_packet is second
+    assert core.receiving  # and still listening
+
+
+def test_a_board_hears_an_uplink_for_the_real_time_its_sender_took_to_transmit_it() -> None:
+    # A node running faster than the wall clock (it sleeps while it waits for TxDone) sends an
+    # SF12 frame of 1.3 s in a few real milliseconds: a gateway board that has listened for
+    # only 0.2 s (it was transmitting before) still hears it, but not one that just opened.
+    from host_tools.sim.peripherals.models.lora import Modem
+    from host_tools.sim.peripherals.models.sx127x import Sx127x
+
+    toa = time_on_air_ms(20, sf=12, bw_hz=125_000)
+    assert toa > 1000
+    for listened_ms, t_wall_start, heard in (
+        (200.0, 99.95, True),  # 50 ms of real TX
+        (200.0, None, False),  # no t_wall_start: on the air for its whole time on air
+        (20.0, 99.6, False),  # 400 ms of real TX: opened after the preamble had passed
+    ):
+        clock = HandClock(10_000.0)
+        core = Sx127x(clock, cs=18).core
+        core.start_rx(Modem(UP_HZ, 12, 125_000, ldro=True), None, single=False)
+        meta = LoraMeta(UP_HZ, 12, t_wall_start=t_wall_start)
+        clock.now += listened_ms
+        core.receive(Frame("node", bytes(20), meta, 777, t_wall=100.0))
+        got = core.poll_rx(clock.now)
+        assert (got == "done") is heard, (listened_ms, t_wall_start)
+        if heard:
+            assert core.rx_packet is not None and core.rx_packet.end_ms == clock.now

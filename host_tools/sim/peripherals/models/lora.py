@@ -10,24 +10,31 @@ The chip models (sx127x.py, sx126x.py) turn their registers or commands into a `
 their IRQ flags from `poll()`. Everything here runs in simulated time (`now_ms`); docs/radios.md
 describes the rules:
 
-- a TX lasts its time on air (host_tools/lorawan/airtime.py) and is put on the air at its end,
-  as an uplink (`dir: up`) whose `t_sim_ms` is that end. It reaches the air only if a standard
-  LoRaWAN receiver could demodulate it: LoRa packet type, explicit header, public sync word,
-  low data rate optimisation exactly when a symbol exceeds 16 ms, normal IQ, SF7..12. A TX with
-  inverted IQ (a gateway answering) completes but is not aired: the air routes downlinks by
-  node id, which a LoRa frame does not carry (`tx_unaired` counts why);
+- a TX lasts its time on air (host_tools/lorawan/airtime.py). It reaches the air only if a
+  standard LoRaWAN receiver could demodulate it: LoRa packet type, explicit header, public sync
+  word, low data rate optimisation exactly when a symbol exceeds 16 ms, SF7..12 (`tx_unaired`
+  counts why not). With normal IQ it is an uplink (`dir: up`), put on the air at its end with
+  `t_sim_ms` that end. With inverted IQ (a gateway-role board answering) it is a board
+  downlink (`dir: down`, `dst: null`: a LoRa frame names no node), put on the air when it
+  starts, with `t_sim_ms` that start and `t_sim_of` that start on the clock of every node this
+  radio heard an uplink from in the last minute (the clock offset measured at that uplink's
+  end). A port that cannot carry downlinks (no `transmit_down`) leaves it unaired;
 - RX hears frames on the same SF and bandwidth, within a quarter of the bandwidth of its
   frequency (the demodulator's offset tolerance), with the IQ polarity of their direction
   (downlinks inverted, uplinks normal), and only if the receiver is listening before the
   frame's preamble has passed but MIN_DETECT_SYMBOLS: rx_open <= start + (8 - 4) symbols, and a
   single reception's timeout had not run out when the frame started (start <= deadline);
 - a downlink starts at its `t_sim_ms` (or on arrival when it has none) and is held until then;
-  another node's uplink (node-to-node) started one time on air before it arrived;
+  a board downlink at its `t_sim_of` entry for this node (`node_id`), else on arrival; another
+  node's uplink (node-to-node, or a gateway board hearing it) started one time on air before
+  it arrived. A continuous reception listens again from the end of each packet it received;
 - the virtual air is real-time UDP between processes whose simulated clocks may run faster
   than the wall clock, so a downlink for a window can arrive after the window (in simulated
   time). An empty single reception therefore reports its timeout only once `port.latency_s`
-  of real time has passed since this radio's last uplink; a late frame that fits the window
-  is then received as if on time;
+  of real time has passed since this radio's last uplink, and, when a gateway-role board
+  listens on that uplink's channel (`port.board_wait_s`), only once real time has caught up
+  with the window: that board waits for its RX delay on its own clock, which runs at the
+  wall-clock rate. A late frame that fits the window is then received as if on time;
 - the link (`LinkSettings`) sets RSSI/SNR in both directions (else the sender's figures),
   drops frames with probability `loss` (seeded) or all of them when `out_of_range`, and a frame
   whose SNR is below the SF's demodulation floor is not heard.
@@ -35,6 +42,7 @@ describes the rules:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -53,6 +61,8 @@ SNR_FLOOR_DB = {5: -2.5, 6: -5.0, 7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -1
 LDRO_SYMBOL_MS = 16.0
 _HELD_MS = 60_000.0  # frames older than this (their end) are forgotten
 _MAX_HELD = 64
+_CLOCKS_MS = 60_000.0  # a board downlink maps its start to the clocks of nodes heard this recently
+_MAX_CLOCKS = 16  # air.py's limit on t_sim_of
 CODING_RATES = ("4/5", "4/6", "4/7", "4/8")
 
 
@@ -67,6 +77,17 @@ class AirPort(Protocol):
     def transmit(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None: ...
 
     def listen(self, freq_hz: int | None, sf: int | None) -> None: ...
+
+
+class BoardAirPort(AirPort, Protocol):
+    """A port that also carries board downlinks and knows when a board may answer."""
+
+    def transmit_down(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None: ...
+
+    def board_wait_s(self, window_ms: float) -> float:
+        """Real time after this radio's last uplink an empty window `window_ms` (simulated)
+        after that uplink's end must wait for a gateway board's answer (0: no board)."""
+        ...
 
 
 @dataclass
@@ -159,6 +180,7 @@ class Heard:
     crc_error: bool = False
     rssi_dbm: float = 0.0
     snr_db: float = 0.0
+    real_end: float = 0.0  # time.monotonic() before which it is not complete (board downlinks)
 
 
 @dataclass
@@ -168,6 +190,7 @@ class _Tx:
     start_ms: float
     end_ms: float
     timeout_at: float | None
+    start_wall: float = 0.0  # time.time() at its start
 
 
 @dataclass
@@ -199,6 +222,10 @@ class LoraCore:
     def __init__(self, now_ms: Callable[[], float]) -> None:
         self.now_ms = now_ms
         self.port: AirPort | None = None
+        self.node_id: str | None = None  # the board's id on the air (set by its LoraLink)
+        # node id -> (its clock minus ours at the end of its last uplink we heard, our time then)
+        self._clocks: dict[str, tuple[float, float]] = {}
+        self._last_tx_end_ms = -math.inf  # simulated end of this radio's last uplink
         self.link = LinkSettings()
         self._rng = random.Random(self.link.seed)
         self.counters = Counters()
@@ -248,6 +275,7 @@ class LoraCore:
     def reset(self) -> None:
         self.stop()
         self._held.clear()
+        self._clocks.clear()
         if self.port is not None:
             self.port.listen(None, None)
 
@@ -263,8 +291,10 @@ class LoraCore:
         self._rx = None
         end = now + modem.time_on_air_ms(len(payload))
         timeout_at = now + timeout_ms if timeout_ms else None
-        self._tx = _Tx(modem, bytes(payload), now, end, timeout_at)
+        self._tx = _Tx(modem, bytes(payload), now, end, timeout_at, time.time())
         self.counters.tx_started += 1
+        if modem.iq_invert:
+            self._air(self._tx)  # a board downlink is aired as it starts (see the header)
         return end
 
     def poll_tx(self, now: float) -> str | None:
@@ -280,13 +310,15 @@ class LoraCore:
         if now < tx.end_ms:
             return None
         self._tx = None
-        self._air(tx)
+        if not tx.modem.iq_invert:
+            self._air(tx)
         return "done"
 
     def _air(self, tx: _Tx) -> None:
         why = tx.modem.problem()
-        if why is None and tx.modem.iq_invert:
-            why = "inverted IQ (a downlink): the air routes downlinks by node id"
+        port = self.port
+        if why is None and tx.modem.iq_invert and not hasattr(port, "transmit_down"):
+            why = "inverted IQ (a downlink): this radio's port carries no board downlinks"
         if why is None and tx.modem.freq_hz not in range(137_000_000, 1_020_000_001):
             why = f"frequency {tx.modem.freq_hz} Hz"
         if why is not None:
@@ -305,11 +337,30 @@ class LoraCore:
             cr=CODING_RATES[tx.modem.cr - 1],
             rssi_dbm=-80.0 if link.rssi_dbm is None else link.rssi_dbm,
             snr_db=snr,
+            t_wall_start=round(tx.start_wall, 3),
         )
-        self._last_tx_real = time.monotonic()
-        if self.port is not None:
-            self.port.transmit(tx.payload, meta, int(tx.end_ms))
+        if tx.modem.iq_invert:
+            meta = dataclasses.replace(
+                meta, dir="down", t_sim_of=self._t_sim_of(tx.start_ms), t_wall_start=None
+            )
+            port.transmit_down(tx.payload, meta, int(tx.start_ms))  # type: ignore[union-attr]
+        else:
+            self._last_tx_real = time.monotonic()
+            self._last_tx_end_ms = tx.end_ms
+            if port is not None:
+                port.transmit(tx.payload, meta, int(tx.end_ms))
         self.counters.tx_aired += 1
+
+    def _t_sim_of(self, start_ms: float) -> tuple[tuple[str, int], ...]:
+        # This radio's `start_ms` on the clocks of the nodes it heard recently.
+        recent = sorted(self._clocks.items(), key=lambda kv: -kv[1][1])[:_MAX_CLOCKS]
+        return tuple(
+            sorted(
+                (node, max(0, int(round(start_ms + offset))))
+                for node, (offset, heard_ms) in recent
+                if heard_ms > start_ms - _CLOCKS_MS
+            )
+        )
 
     # -- RX ----------------------------------------------------------------------------------
 
@@ -324,18 +375,37 @@ class LoraCore:
             self.port.listen(modem.freq_hz, modem.sf)  # other nodes' uplinks, node-to-node
 
     def receive(self, frame: Frame) -> None:
-        """A frame the air delivered (a downlink for this node, or another node's uplink)."""
+        """A frame the air delivered (a downlink for this node, a board's downlink, or another
+        node's uplink)."""
         meta = frame.meta
         if not isinstance(meta, LoraMeta):
             return
         now = self.now_ms()
         down = meta.dir == "down"
         toa = self.frame_toa(frame)
-        if down:
+        real_end = 0.0
+        end = None
+        if down and meta.dst is None:  # a board's: aired at its start, by a clock not ours
+            mine = dict(meta.t_sim_of or ()).get(self.node_id or "")
+            start = float(mine) if mine is not None else now
+            real_end = time.monotonic() + toa / 1000.0  # its sender transmits that long
+        elif down:
             start = float(frame.t_sim_ms) if frame.t_sim_ms is not None else now
         else:
-            start = now - toa  # sent at its end, by a clock that is not ours
-        self.hear(Heard(frame.payload, meta, start, start + toa, crc=not down))
+            # Sent at its end, by a clock that is not ours and that may have run faster than
+            # the wall clock during the TX: it was on the air for the real time it took.
+            real_ms = toa
+            if meta.t_wall_start is not None:
+                real_ms = min(toa, max(0.0, (frame.t_wall - meta.t_wall_start) * 1000.0))
+            start, end = now - real_ms, now
+            if frame.t_sim_ms is not None:
+                self._clocks[frame.src] = (frame.t_sim_ms - now, now)
+                if len(self._clocks) > 4 * _MAX_CLOCKS:
+                    oldest = min(self._clocks, key=lambda k: self._clocks[k][1])
+                    del self._clocks[oldest]
+        if end is None:
+            end = start + toa
+        self.hear(Heard(frame.payload, meta, start, end, crc=not down, real_end=real_end))
 
     @staticmethod
     def frame_toa(frame: Frame) -> float:
@@ -376,7 +446,7 @@ class LoraCore:
         if rx.caught is None:
             rx.caught = self._catch(rx, now)
         if rx.caught is not None:
-            if now < rx.caught.end_ms:
+            if now < rx.caught.end_ms or time.monotonic() < rx.caught.real_end:
                 return None
             self.rx_packet = rx.caught
             self.counters.rx_frames += 1
@@ -384,17 +454,30 @@ class LoraCore:
             if rx.single:
                 self._rx = None
             else:
+                # Continuous: listening again from RxDone (the packet's end), so a frame that
+                # starts right after it is heard however late the driver polls.
+                rx.open_ms = rx.caught.end_ms
                 rx.caught = None
-                rx.open_ms = now  # continuous: listening again from here
             return "done"
         if rx.single and rx.deadline_ms is not None and now >= rx.deadline_ms:
-            latency_s = self.port.latency_s if self.port is not None else 0.0
-            if time.monotonic() < self._last_tx_real + latency_s:
+            if time.monotonic() < self._last_tx_real + self._answer_wait_s(rx.deadline_ms):
                 return None  # a downlink for this window may still be on its way
             self._rx = None
             self.counters.rx_timeouts += 1
             return "timeout"
         return None
+
+    def _answer_wait_s(self, deadline_ms: float) -> float:
+        # Real time after the last uplink during which a downlink for a window ending at
+        # deadline_ms may still arrive: a host tool's latency, or a board's RX delay too.
+        port = self.port
+        if port is None:
+            return 0.0
+        wait = port.latency_s
+        board_wait = getattr(port, "board_wait_s", None)
+        if board_wait is not None and math.isfinite(self._last_tx_end_ms):
+            wait = max(wait, board_wait(deadline_ms - self._last_tx_end_ms))
+        return wait
 
     def _catch(self, rx: _Rx, now: float) -> Heard | None:
         found: Heard | None = None
