@@ -173,7 +173,8 @@ def test_tx_lasts_its_time_on_air_then_txdone_and_the_frame_on_the_air() -> None
     [
         (lambda c: c.write(0x39, 0x12), "sync word"),
         (lambda c: c.write(0x26, 0x04 | 0x08), "low data rate optimisation is on"),
-        (lambda c: c.write(0x33, 0x26), "inverted IQ"),
+        # A port without transmit_down (a radio on no board air): board downlinks cannot go.
+        (lambda c: c.write(0x33, 0x26), "inverted IQ (a downlink): this radio's port carries"),
         (lambda c: c.write(0x1D, 0x73), "implicit header"),
     ],
 )
@@ -187,6 +188,36 @@ def test_what_a_lorawan_receiver_cannot_demodulate_does_not_reach_the_air(setup,
     assert not c.port.sent
     counters = c.model.core.counters
     assert counters.tx_unaired == 1 and why in (counters.last_unaired or "")
+
+
+class BoardPort(Port):
+    """The board's air as radio_link gives it: it also carries board downlinks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: list[tuple[bytes, LoraMeta, int]] = []
+
+    def transmit_down(self, payload: bytes, meta: LoraMeta, t_sim_ms: int) -> None:
+        self.down.append((payload, meta, t_sim_ms))
+
+    def board_wait_s(self, window_ms: float) -> float:
+        return 0.0
+
+
+def test_an_inverted_iq_transmission_goes_out_as_a_board_downlink_when_it_starts() -> None:
+    # A gateway-role board answering a node (docs/virtual-air.md, "Board downlinks").
+    c = Chip()
+    port = BoardPort()
+    c.model.core.port = port
+    c.lora()
+    c.write(0x33, 0x26)  # InvertIQ on TX
+    start = c.clock.now
+    c.tx(b"\x20accept")
+    c.model.update()
+    ((payload, meta, t_sim_ms),) = port.down
+    assert payload == b"\x20accept" and t_sim_ms == int(start)  # aired as it starts
+    assert (meta.dir, meta.dst, meta.freq_hz, meta.sf) == ("down", None, 868_100_000, 7)
+    assert not port.sent and c.model.core.counters.tx_aired == 1
 
 
 def test_sf12_at_125_khz_without_ldro_is_not_aired() -> None:
