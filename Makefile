@@ -21,14 +21,16 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/python -m host_tools.demo
 
-# Every layer: host unit tests, device tests in MicroPython, the HIL suite on both virtual
-# boards (plus lint and typecheck above). JOBS pytest workers (pytest-xdist): most tests wait on
+# Every layer: host unit tests, device tests in MicroPython, the HIL suite on the virtual
+# boards: all of it on sim-esp32 and sim-rp2, the radio and LoRaWAN tests on the LoRa boards
+# (plus lint and typecheck above). JOBS pytest workers (pytest-xdist): most tests wait on
 # a virtual board (a deploy at the UART's rate, a sleep), so three keep two cores busy.
 JOBS ?= 3
 test: venv lint typecheck
 	$(BIN)/python -m pytest -q -n $(JOBS) tests hil_tests
 	$(BIN)/python -m pytest -q -n $(JOBS) hil_tests --board sim-rp2
-	$(BIN)/python -m pytest -q hil_tests/test_lora_radio.py --board sim-esp32-sx1276
+	$(BIN)/python -m pytest -q -n 2 hil_tests/test_lora_radio.py hil_tests/test_lorawan.py \
+		--board sim-esp32-sx1276
 	$(BIN)/python -m pytest -q hil_tests/test_lora_radio.py --board sim-esp32-s3-sx1262
 
 test-host: venv

@@ -22,10 +22,18 @@ PROMPT = b">>> "
 
 
 class Node:
-    def __init__(self, port: str, board: dict[str, Any], sim: SimProcess | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        board: dict[str, Any],
+        sim: SimProcess | None = None,
+        *,
+        air: str | None = None,
+    ) -> None:
         self.port = port
         self.board = board
         self.sim = sim
+        self.air = air  # a virtual node: the virtual air it transmits on
         self.log = bytearray()  # everything the node said, for the failure report
         self._transport: SerialTransport | None = None
         self._buf = bytearray()
