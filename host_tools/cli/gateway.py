@@ -124,8 +124,8 @@ def gateway(
             server = NetworkServer(records, state, window=window, adr=adr, channels_hz=channels)
             forwarder = fw.UdpForwarder(forward, eui) if forward else None
             show = _printer(as_json)
-            if not as_json:
-                _banner(source, server, forward, eui)
+            # On stderr in --json mode too (stdout stays JSON): a script knows it is listening.
+            _banner(source, server, forward, eui)
             gw = Gateway(
                 source,
                 server,
@@ -135,11 +135,11 @@ def gateway(
             )
             try:
                 gw.run(duration_s, count)
-            except KeyboardInterrupt:
-                pass  # the normal way to stop it
             finally:
                 if forwarder is not None:
                     forwarder.close()
+    except KeyboardInterrupt:
+        pass  # the normal way to stop it (Ctrl-C, SIGTERM), at any point once it started
     finally:
         state.close()
 

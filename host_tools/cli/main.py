@@ -5,7 +5,9 @@ raises host_tools.errors.MoteError (or a subclass) for anything the user can fix
 it into one line on stderr and a non-zero exit code. `--debug` shows the traceback instead.
 """
 
+import signal
 import sys
+from typing import Any
 
 import click
 
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `mote` with `argv` (default: sys.argv[1:]) and return the exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    previous = _stop_on_sigterm()
     try:
         rv = cli.main(args=args, prog_name="mote", standalone_mode=False)
     except MoteError as exc:
@@ -94,7 +97,24 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("hint: run with --debug for the traceback, and please report it", err=True)
         return 70
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return rv if isinstance(rv, int) else 0
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (kill, a service manager, a test) stops a command as Ctrl-C does, so it cleans up
+    (an air registration, a serial port, a half-written file); `mote sim` sets its own. Returns
+    the previous handler, or None where signals cannot be set (not the main thread)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

@@ -410,3 +410,31 @@ def test_a_device_provisioned_while_the_gateway_runs_is_served(air: Air) -> None
             events = step_until(gw, lambda: gw.heard == 1)
             assert events[0]["event"] == "join"
             assert node_recv(node) is not None
+
+
+def test_json_mode_says_on_stderr_when_it_listens_and_sigterm_stops_it_cleanly(
+    air: Air, registry: Path
+) -> None:
+    # A script (the HIL suite, a service manager) waits for the line on stderr, reads JSON from
+    # stdout, and stops it with SIGTERM: the gateway leaves the air as after Ctrl-C.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "host_tools.cli.main", "gateway", "--sim", "--air", air.name]
+    cmd += ["--registry", str(registry), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        assert line.startswith(f"gateway on sim:{air.name}: 1 LoRaWAN device(s)"), line
+        assert [p.role for p in air.peers(refresh=True)] == ["listener"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT_S * 2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out == b""  # stdout held JSON lines only: none came
+    assert air.peers(refresh=True) == []  # its registration went with it
