@@ -18,14 +18,16 @@ read`) just before, and every quantity the node reads is reported.
 What it writes to a real node: the firmware and a config.json (the rig's sensors, `uplinks`
 ["console", "lorawan"], a 10 s period, zero thresholds: a report every wake), the LoRaWAN
 settings (lorawan_region, lorawan_activation, lorawan_dev_eui, lorawan_join_eui,
-lorawan_dev_addr) and a new secret lorawan.appkey, which replaces the one a network server
-knows: provision the node again for that network after the test. Its BTHome bind key and
-other secrets are left alone; the node is put back on the console uplink at the end. The
-temporary registry and its network state go with the test.
+lorawan_dev_addr; on a bench lorawan_single_channel during the test) and a new secret
+lorawan.appkey, which replaces the one a network server knows: provision the node again for
+that network after the test. Its BTHome bind key and other secrets are left alone; the node is
+put back on the console uplink at the end. The temporary registry and its network state go
+with the test.
 
 Region: MOTE_LORAWAN_REGION (default EU868; US915 uses sub-band 2, the gateway board's default
-then). On a bench the gateway board hears one channel at one spreading factor, so a join takes
-many attempts: MOTE_LORAWAN_WAIT_S (default 1200 s) bounds the wait.
+then). On a bench the gateway board hears one channel at one spreading factor, so the node is
+set to lorawan_single_channel: it joins and sends on the gateway's default channel.
+MOTE_LORAWAN_WAIT_S (default 1200 s) bounds the wait.
 """
 
 import contextlib
@@ -137,6 +139,9 @@ def test_the_node_joins_through_a_gateway_and_its_uplinks_carry_its_readings(
     assert record["activation"] == "otaa"
     dev_eui = record["dev_eui"]
     _uplinks_config(mote)
+    if node.sim is None:
+        # A gateway board hears one channel at one SF: the node joins and sends there only.
+        mote("config", "set", "lorawan_single_channel", "true")
 
     source = (
         ["--sim", "--air", str(node.air)] if node.sim is not None else ["--port", str(gateway_port)]
@@ -167,6 +172,7 @@ def test_the_node_joins_through_a_gateway_and_its_uplinks_carry_its_readings(
             with contextlib.suppress(AssertionError, MoteError):
                 mote("hold")
                 mote("config", "set", "uplinks", '["console"]')
+                mote("config", "set", "lorawan_single_channel", "false")
                 mote("release")
     heard = gateway.events()
     mine = [e for e in heard if e["dev_eui"] == dev_eui]

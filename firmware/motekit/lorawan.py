@@ -146,6 +146,12 @@ class Mac:
             from motekit import lwsession
 
             lwsession.defaults(self)
+        if bool(self.s.get("one")) != cfg["lorawan_single_channel"]:
+            # lorawan_single_channel changed under this session: the region's defaults again
+            from motekit import lwsession
+
+            self.reg = reg = lwsession.fresh_region(cfg)
+            lwsession.defaults(self)
         st["lw"] = self.s
         self.dc().max_dc(self.s.get("mdc", 0))
 

@@ -44,12 +44,16 @@ def join(mac):
         return False
     nonce = NvCounter(NONCE_PATH, s, "dn", NONCE_STEP)
     chans = mac.reg.join_channels()
+    if cfg["lorawan_single_channel"]:
+        chans = chans[:1]  # and only lorawan_dr: a single-channel gateway hears nothing else
     # Data rates from the configured one down to the slowest the join channels offer, one per
     # request, round and round (EU868 DR5..DR0; US915 DR4 at 500 kHz and DR0 at 125 kHz).
     drs = []
     for d in range(min(cfg["lorawan_dr"], max(c[2] for c in chans)), -1, -1):
         if any(c[1] <= d <= c[2] for c in chans):
             drs.append(d)
+            if cfg["lorawan_single_channel"]:
+                break
     if not drs:
         drs.append(min(c[1] for c in chans))
     for _ in range(_TRIES):
@@ -151,6 +155,8 @@ def _accept(mac, key, dn, n):
     s["d1"] = (rxd & 15) or 1  # RxDelay: 0 means 1 s
     if n == 33 and reg.apply_cflist(plain[13:29]):
         s["ch"] = reg.state()
+        if s.get("one"):
+            lwsession.single(mac)  # the CFList's channels are known, and left off
     mac._skeys = None
     try:
         mac.save(lorawan.FCNT_STEP)  # the first FCntUp reservation goes with the session

@@ -296,6 +296,16 @@ class _Region:
     def enabled(self, i):
         return 0 <= i < self.nch and bool(self.mask[i >> 3] & (1 << (i & 7)))
 
+    def only(self, freq_hz):
+        # The defined channel on freq_hz alone enabled (a single-channel gateway) -> its index.
+        i = self.channel_of(freq_hz)
+        if i < 0:
+            raise ValueError("%s has no channel on %d Hz" % (self.name, freq_hz))
+        m = bytearray(len(self.mask))
+        self._set(m, i, True)
+        self._copy(m)
+        return i
+
     def _set(self, m, i, on):
         if on:
             m[i >> 3] |= 1 << (i & 7)

@@ -17,7 +17,7 @@ _Q_FRAMES = const(4)  # deferred frames kept in retained state, at most ...
 _Q_BYTES = const(128)  # ... and their payload bytes
 # Kept in /lorawan.json ("fu" there is the reservation, fl).
 _KEEP = ("id", "rg", "a", "nk", "ak", "fd", "jn", "hi", "dr", "pw", "nb", "o1", "r2", "f2", "d1")
-_KEEP2 = ("mdc", "ch", "dl")
+_KEEP2 = ("mdc", "ch", "dl", "one")
 # What belongs to the node's radio, not to a session: kept when a session is replaced.
 RADIO_STATE = ("dc", "q", "jt", "j0", "jc")
 
@@ -76,6 +76,20 @@ def defaults(mac):
     s["f2"], s["r2"] = reg.rx2_default
     s["d1"] = 1
     s["rg"] = lorawan.region_tag(mac.cfg)
+    s.pop("one", None)
+    if mac.cfg["lorawan_single_channel"]:
+        single(mac)
+
+
+def single(mac):
+    # lorawan_single_channel: the region's first join channel alone, at lorawan_dr clamped to
+    # it: where a gateway-role board listens by default (gateway.default_channel).
+    s = mac.s
+    freq, lo, hi = mac.reg.join_channels()[0]
+    mac.reg.only(freq)
+    s["ch"] = mac.reg.state()
+    s["dr"] = min(max(mac.cfg["lorawan_dr"], lo), hi)
+    s["one"] = 1
 
 
 def fresh_region(cfg):

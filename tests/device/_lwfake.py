@@ -77,6 +77,7 @@ def cfg(**kw):
         "lorawan_retries": 3,
         "lorawan_adr": False,
         "lorawan_dr": 5,
+        "lorawan_single_channel": False,
         "lorawan_fport": 1,
         "critical_battery_v": 3.2,
         "sensors": [],

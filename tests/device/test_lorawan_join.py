@@ -142,3 +142,44 @@ def test_us915_abp_uplink_on_the_sub_band():
     ch = (f - 902300000) // 200000
     assert node.radio.opened[0][2:] == (923300000 + (ch % 8) * 600000, 7, 500000)
     assert node.radio.opened[1][2:] == (923300000, 12, 500000)
+
+
+def test_single_channel_joins_and_sends_on_the_first_join_channel_at_lorawan_dr():
+    # lorawan_single_channel, for a single-channel gateway (a gateway-role board listens on the
+    # first join channel at lorawan_dr): no request or uplink anywhere else, CFList or not.
+    node = Node(n.cfg(lorawan_single_channel=True, lorawan_dr=3))
+    node.net.join = False
+    for _ in range(8):
+        node.mac.join()
+        node.sleep(60 * MIN)
+    assert len(node.radio.sent) >= 8
+    assert {(s[1], s[2]) for s in node.radio.sent} == {(868100000, 9)}  # DR3: SF9
+    node.net.join = True
+    cf = b""
+    for f in (867100000, 867300000, 867500000, 867700000, 867900000):
+        cf += struct.pack("<I", f // 100)[:3]
+    node.net.cflist = cf + b"\x00"
+    assert node.mac.join()
+    node.radio.sent.clear()
+    for i in range(12):
+        mac = node.sleep()
+        assert mac.reg.enabled(0) and not any(mac.reg.enabled(c) for c in range(1, 16))
+        assert mac.reg.channel(3)[0] == 867100000  # the CFList's channels are known, off
+        node.send(b"r%d" % i)
+    assert {(s[1], s[2]) for s in node.radio.sent} == {(868100000, 9)}
+    assert node.net.bad == 0 and len(node.net.frames) == 12
+
+
+def test_turning_single_channel_on_or_off_resets_the_channel_plan_not_the_session():
+    node = Node(n.abp_cfg())
+    node.send(b"a")
+    assert node.mac.reg.enabled(1) and node.mac.reg.enabled(2)
+    node.cfg["lorawan_single_channel"] = True
+    mac = node.sleep()
+    assert [c for c in range(16) if mac.reg.enabled(c)] == [0]
+    assert node.send(b"b") == {"sent": 1, "deferred": 0}
+    node.cfg["lorawan_single_channel"] = False
+    mac = node.sleep()
+    assert [c for c in range(16) if mac.reg.enabled(c)] == [0, 1, 2]
+    node.send(b"c")
+    assert [f[1] for f in node.net.frames] == [0, 1, 2]  # one session, counting on
