@@ -1,7 +1,6 @@
 """The soil probe model on a bare BoardHardware: response curve, rail and settle, supply,
 per-part deviation, the attach factory's pin checks."""
 
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from handclock import Clock
 
+from host_tools.boards import load_board
 from host_tools.sim.commands import MODELS
 from host_tools.sim.peripherals.adc import Esp32Adc
 from host_tools.sim.peripherals.board_hw import BoardHardware
@@ -27,7 +27,7 @@ BOARDS = Path(__file__).resolve().parents[2] / "boards"
 
 
 def board(name):
-    return json.loads((BOARDS / name / "board.json").read_text())
+    return load_board(name)  # resolved: a board that "extends" another gets its fields
 
 
 def virtual_board(name):
@@ -154,8 +154,14 @@ def test_the_factory_takes_adc_pins_only_and_json_options():
     for pin in (26, 27, 28):
         assert factory(rp2, pin, 0).pin == pin
     for pin in (29, 15, 30):  # VSYS/3, a plain GPIO, the temperature sensor's channel
-        with pytest.raises(ValueError, match=r"GPIO\d+ is not one on rp2 \(\[26, 27, 28\]\)"):
+        with pytest.raises(ValueError, match=r"GPIO\d+ is not one on rp2040 \(\[26, 27, 28\]\)"):
             factory(rp2, pin, 0)
+    s3 = virtual_board("sim-esp32-s3-sx1262")  # ADC1 is GPIO1..10 on an ESP32-S3
+    for pin in (2, 6, 10):  # GPIO1 is the Heltec V3's battery divider
+        assert factory(s3, pin, 0).pin == pin
+    for pin in (11, 33, 36):  # ADC2; the ESP32's ADC1 pins are none of the S3's
+        with pytest.raises(ValueError, match=f"GPIO{pin} is not one on esp32s3"):
+            factory(s3, pin, 0)
     part = factory(
         esp32, 33, 0, air_mv=2700, water_mv=1200, bow=0.1, offset=-12, gain=1.01, noise_seed=3
     )

@@ -57,9 +57,16 @@ BOW = 0.3
 RAIL_V = 3.3  # the probe's supply the end points are for
 SETTLE_MS = 40.0
 
-# ADC-capable GPIOs: ESP32 ADC1 (ADC2 cannot be read while Wi-Fi is on: ESP-IDF's ADC guide), and
-# RP2040 ADC0..2 (GPIO29 is ADC3, VSYS/3 on a Pico; RP2040 datasheet §4.9).
-ADC_PINS = {"esp32": range(32, 40), "rp2": range(26, 29)}
+# ADC-capable GPIOs per MCU (board.json "mcu"): ADC1 on the ESP32 family (ADC2 cannot be read
+# while Wi-Fi is on: ESP-IDF's ADC guide) — ESP32 GPIO32..39, ESP32-S3 GPIO1..10, ESP32-C3
+# GPIO0..4 (their datasheets' "ADC" pin tables) — and RP2040 ADC0..2 (GPIO29 is ADC3, VSYS/3 on
+# a Pico; RP2040 datasheet §4.9).
+ADC_PINS = {
+    "esp32": range(32, 40),
+    "esp32s3": range(1, 11),
+    "esp32c3": range(0, 5),
+    "rp2040": range(26, 29),
+}
 
 
 class SoilProbe(AnalogInput):
@@ -138,11 +145,11 @@ def attach(vb: Any, pin: int, addr: int, **options: Any) -> SoilProbe:
     Options (JSON values): `air_mv`, `water_mv`, `bow`, `settle_ms`, `noise_seed`, and the
     Deviation's `offset`, `gain`, `noise`, `curve`, `pivot`, in mV at the probe's output.
     """
-    port = vb.hw.port
+    mcu = vb.board["mcu"]
     battery = vb.board["pins"].get("battery_adc") or {}
-    if pin not in ADC_PINS[port] or pin not in vb.board["gpio"]:
-        pins = [p for p in ADC_PINS[port] if p in vb.board["gpio"] and p != battery.get("pin")]
-        raise ValueError(f"a soil probe needs an ADC pin; GPIO{pin} is not one on {port} ({pins})")
+    if pin not in ADC_PINS[mcu] or pin not in vb.board["gpio"]:
+        pins = [p for p in ADC_PINS[mcu] if p in vb.board["gpio"] and p != battery.get("pin")]
+        raise ValueError(f"a soil probe needs an ADC pin; GPIO{pin} is not one on {mcu} ({pins})")
     if pin == battery.get("pin"):
         raise ValueError(f"GPIO{pin} is the board's battery divider (pins.battery_adc)")
     fields = ("offset", "gain", "noise", "curve", "pivot")
@@ -151,6 +158,6 @@ def attach(vb: Any, pin: int, addr: int, **options: Any) -> SoilProbe:
         pin,
         vb.clock.now_ms,
         deviation=deviation,
-        rail_follows_supply=port == "esp32",
+        rail_follows_supply=vb.hw.port == "esp32",
         **options,
     )
