@@ -150,7 +150,7 @@ class Mac:
             # lorawan_single_channel changed under this session: the region's defaults again
             from motekit import lwsession
 
-            self.reg = reg = lwsession.fresh_region(cfg)
+            self.reg = lwsession.fresh_region(cfg)
             lwsession.defaults(self)
         st["lw"] = self.s
         self.dc().max_dc(self.s.get("mdc", 0))
